@@ -1,0 +1,166 @@
+"""The record schema: one JSON object per (workload, case, dtype, implementation).
+
+The suite writes records with `dump`; analysis reads them with `load`. Each
+record carries the full conditions of its run (`env`) and what the GPU did
+while it was measured (`telemetry`), so a single line explains itself.
+Numbers are stored at full precision and rounded only when shown.
+
+Shapes of the nested fields, as the suite writes them:
+
+    time_s    {"p20", "p50", "p80", "min", "max", "mean", "std", "n", "samples": [...]}  seconds per call
+    timing    {"method": "cuda-graph" | "cuda-events" | "interpreter-wallclock",
+               "inner": calls per sample, "rounds": alternation rounds,
+               "window": [start, end] unix seconds of this implementation's timed samples,
+               "meaningful": False for interpreter timings}
+    verify    {"rel_err": ||out-ref||/||ref||, "tolerance": accepted}
+    telemetry {"samples": n, "sm_clock_mhz": {"min", "p50", "max"}, "mem_clock_mhz": {...},
+               "power_w": {...}, "temp_c": {...}, "throttle": ["sw_power_cap", ...]}  or None
+    env       {"host", "rank", "world_size", "local_rank", "interpret": bool,
+               "gpu": {"index", "name", "uuid", "cc": [9, 0], "sm_count", "l2_bytes", "mem_bytes",
+                       "max_sm_clock_mhz", "max_mem_clock_mhz", "power_limit_w",
+                       "default_power_limit_w"},
+               "driver", "cuda", "cudnn", "torch", "triton", "python", "numpy", "platform",
+               "suite_version", "command"}
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed", "skipped")
+REQUIRED = ("workload", "family", "impl", "vendor", "dtype", "params", "case", "label", "status")
+
+
+class RecordError(ValueError):
+    """A results file that cannot be read; the message names the file and line."""
+
+
+@dataclass
+class Record:
+    workload: str
+    family: str
+    impl: str
+    vendor: bool
+    dtype: str
+    params: dict
+    case: str  # canonical case id (suite.registry.case_id)
+    label: str  # human label of the case
+    status: str  # ok | failed | skipped
+    reason: str = ""
+    flops: int = 0
+    bytes: int = 0  # minimum bytes (inputs read once, outputs written once)
+    moved_bytes: int | None = None  # bytes this implementation really moves, when it differs
+    config: dict | None = None  # kernel configuration used (autotuner's choice)
+    time_s: dict | None = None  # p20/p50/p80/min/max/mean/n and raw samples, seconds per call
+    timing: dict | None = None  # method, rounds, window start/end (unix s), meaningful
+    verify: dict | None = None  # rel_err, tolerance
+    telemetry: dict | None = None  # NVML readings during the measurement window
+    env: dict = field(default_factory=dict)  # GPU, driver, versions, host, run id, rank
+    run_id: str = ""
+    timestamp: str = ""
+    suite_version: str = ""
+    schema: int = SCHEMA_VERSION
+
+    # Derived figures use the median time; they are recomputed on read, never trusted from disk.
+    @property
+    def seconds(self) -> float | None:
+        return self.time_s["p50"] if self.time_s else None
+
+    @property
+    def flop_per_s(self) -> float | None:
+        s = self.seconds
+        return self.flops / s if s and self.flops else None
+
+    @property
+    def bytes_per_s(self) -> float | None:
+        s = self.seconds
+        return self.bytes / s if s and self.bytes else None
+
+    @property
+    def moved_bytes_per_s(self) -> float | None:
+        s = self.seconds
+        b = self.moved_bytes if self.moved_bytes is not None else self.bytes
+        return b / s if s and b else None
+
+    @property
+    def intensity(self) -> float | None:
+        return self.flops / self.bytes if self.bytes else None
+
+    @property
+    def meaningful(self) -> bool:
+        """A verified, timed measurement on a real GPU (interpreter timings are not)."""
+        return (self.status == "ok" and self.time_s is not None
+                and bool((self.timing or {}).get("meaningful", False)))
+
+    @property
+    def gpu_key(self) -> str:
+        return gpu_key(self.env)
+
+    @property
+    def key(self) -> tuple:
+        """What --resume matches on: the same measurement on the same GPU."""
+        return (self.workload, self.case, self.dtype, self.impl, self.gpu_key)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        # Derived figures are written for readers with jq; `load` ignores them.
+        d["derived"] = {
+            "flop_per_s": self.flop_per_s,
+            "bytes_per_s": self.bytes_per_s,
+            "moved_bytes_per_s": self.moved_bytes_per_s,
+            "intensity": self.intensity,
+        }
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Record":
+        names = {f.name for f in fields(cls)}
+        missing = [n for n in REQUIRED if n not in d]
+        if missing:
+            raise ValueError(f"missing field(s) {', '.join(missing)}")
+        if d.get("schema", SCHEMA_VERSION) > SCHEMA_VERSION:
+            raise ValueError(f"schema {d['schema']} is newer than this reader ({SCHEMA_VERSION})")
+        if d["status"] not in STATUSES:
+            raise ValueError(f"status {d['status']!r} is not one of {', '.join(STATUSES)}")
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def gpu_key(env: dict) -> str:
+    """Identifies the GPU a record was measured on (UUID, else host and index)."""
+    gpu = env.get("gpu") or {}
+    return gpu.get("uuid") or f"{env.get('host', '?')}:{gpu.get('index', '?')}"
+
+
+def dump(record: Record) -> str:
+    return json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=True)
+
+
+def load(path: str | Path) -> list[Record]:
+    """Read a JSONL results file. A malformed line raises RecordError naming it."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise RecordError(f"{path}: cannot read ({e.strerror or e})") from None
+    records = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
+                raise ValueError("not a JSON object")
+            records.append(Record.from_dict(obj))
+        except (ValueError, TypeError) as e:
+            raise RecordError(f"{path}:{lineno}: malformed record: {e}") from None
+    return records
+
+
+def load_many(paths: Iterable[str | Path]) -> list[Record]:
+    out: list[Record] = []
+    for p in paths:
+        out.extend(load(p))
+    return out

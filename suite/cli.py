@@ -1,0 +1,308 @@
+"""`python -m suite`: sweep, report, compare, specs, env.
+
+Only `sweep` and `env` import torch and triton; `report`, `compare` and
+`specs` read results files and the spec database and start in a fraction of a
+second on a machine without a GPU.
+
+Every user error ends in one line on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import re
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A wrong argument or an unusable machine: one line, exit status 2."""
+
+
+SWEEP_HELP = """\
+Run workloads over their cases on one GPU: each (workload, case, dtype,
+implementation) is verified against a float64 reference (outputs poisoned
+with NaN first), then timed with CUDA events around CUDA-graph replays, the
+Triton kernel and the vendor path (torch / cuBLAS / SDPA) alternating in
+rounds. One JSON line per measurement is appended (and flushed) to --out, with
+the GPU, its clocks, power and throttle reasons during the measurement, and
+the software versions. At the end the report of the file is printed.
+
+examples:
+  python -m suite sweep --quick                      # a full map in a few minutes
+  python -m suite sweep --only streaming --dtype fp32,bf16
+  python -m suite sweep --only stream-copy --size "2048 MiB"
+  python -m suite sweep --list                       # what can run
+  python -m suite sweep --quick --dry-run            # what would run
+  python -m suite sweep --out r.jsonl --resume       # continue an interrupted sweep
+  python -m suite sweep --interpret                  # no GPU: check kernels in Triton's interpreter
+"""
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m suite",
+        description="Map a GPU's roofline as measured: Triton kernels and the vendor path, "
+                    "swept over sizes, verified, timed, and set beside the spec sheet.",
+        epilog="Run 'python -m suite COMMAND --help' for each command's options.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("sweep", help="measure workloads on a GPU and append records to a JSONL file",
+                       description=SWEEP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--only", type=_csv, metavar="NAMES",
+                   help="comma-separated workloads or families to run (default: all); see --list")
+    s.add_argument("--skip", type=_csv, metavar="NAMES", default=[], help="workloads or families to leave out")
+    s.add_argument("--dtype", type=_csv, metavar="DTYPES",
+                   help="comma-separated data types (fp32, tf32, fp16, bf16, fp8; default: each workload's own)")
+    s.add_argument("--size", type=_csv, metavar="LABELS",
+                   help="only the cases with these labels or ids (as --dry-run shows them)")
+    mode = s.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true",
+                      help="a few cases per workload: a map in minutes instead of the full sweep")
+    mode.add_argument("--full", action="store_true", help="the full sweep (the default)")
+    s.add_argument("--out", type=Path, metavar="FILE.jsonl",
+                   help="results file to append to (default: results/<gpu>-<time>.jsonl)")
+    s.add_argument("--resume", action="store_true",
+                   help="skip measurements already in --out (same workload, case, dtype, impl and GPU)")
+    s.add_argument("--device", type=int, default=0, metavar="N", help="CUDA device index (default 0)")
+    s.add_argument("--interpret", action="store_true",
+                   help="no GPU needed: run the sweep's verification through Triton's interpreter on the "
+                        "CPU at tiny sizes; timings are recorded as not meaningful")
+    s.add_argument("--settle", type=float, default=2.0, metavar="SECONDS",
+                   help="run large matrix products this long first, so clocks and power reach their "
+                        "steady state before measuring (default 2; 0 to skip)")
+    s.add_argument("--budget", type=float, default=0.2, metavar="SECONDS",
+                   help="timed seconds per implementation and case, over 5 alternating rounds (default 0.2)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    s.add_argument("--list", action="store_true", help="list workloads, their families, dtypes and "
+                   "implementations, and exit")
+    s.add_argument("--dry-run", action="store_true", help="print the cases the sweep would run, and exit")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--no-report", action="store_true", help="do not print the report at the end")
+
+    r = sub.add_parser("report", help="tables (and a roofline plot) from results files; no GPU needed",
+                       description="Per-GPU roofline tables from one or more results files: measured "
+                                   "ceilings beside the spec sheet, each workload case on the roofline, "
+                                   "Triton against the vendor path, and the assumptions under each table.")
+    r.add_argument("files", nargs="+", type=Path, metavar="FILE.jsonl")
+    r.add_argument("--format", choices=("github", "plain", "csv"), default="github",
+                   help="github (Markdown, default), plain (terminal) or csv (raw full-precision numbers)")
+    r.add_argument("--spec", metavar="NAME", help="compare against this spec-sheet entry instead of the one "
+                   "matched from the GPU's name (see 'specs')")
+    r.add_argument("--plot", metavar="FILE.png|svg", help="also draw the log-log roofline to this file")
+
+    c = sub.add_parser("compare", help="two GPUs: measured ratio beside spec-sheet ratio",
+                       description="For each ceiling and workload case present in both runs: the spec "
+                                   "ratio B/A beside the measured ratio B/A, largest surprises first. "
+                                   "With --spec-b NAME and no B file, the spec ratios alone.")
+    c.add_argument("a", type=Path, metavar="A.jsonl")
+    c.add_argument("b", type=Path, nargs="?", metavar="B.jsonl")
+    c.add_argument("--spec-a", metavar="NAME", help="spec entry for A (default: matched from its GPU)")
+    c.add_argument("--spec-b", "--spec", dest="spec_b", metavar="NAME",
+                   help="spec entry for B; without B.jsonl, compare A against this spec sheet alone")
+    c.add_argument("--format", choices=("github", "plain", "csv"), default="github")
+
+    sp = sub.add_parser("specs", help="list the spec-sheet database, or show one entry with its sources")
+    sp.add_argument("name", nargs="?", help="entry to show (default: list all)")
+    sp.add_argument("--format", choices=("github", "plain", "csv"), default="github")
+
+    e = sub.add_parser("env", help="show the conditions a sweep would record (GPU, clocks, limits, versions)")
+    e.add_argument("--device", type=int, default=0, metavar="N")
+    e.add_argument("--json", action="store_true", help="print the raw JSON block records carry")
+    return p
+
+
+# ---------------------------------------------------------------- sweep
+
+def _select(workloads: dict, only: list[str] | None, skip: list[str]):
+    families = sorted({w.family for w in workloads.values()})
+    valid = sorted(workloads) + families
+    for name in (only or []) + skip:
+        if name not in workloads and name not in families:
+            raise UsageError(f"unknown workload or family {name!r}; choose from: {', '.join(valid)}")
+
+    def hit(w, names):
+        return w.name in names or w.family in names
+
+    return [w for w in workloads.values() if (only is None or hit(w, only)) and not hit(w, skip)]
+
+
+def _default_out(gpu_name: str, mode: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", gpu_name).strip("-").lower() or "gpu"
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("results") / f"{slug}-{mode}-{stamp}.jsonl"
+
+
+def cmd_sweep(args) -> int:
+    if args.interpret:
+        # Read by triton when kernels are decorated, so set before they are imported.
+        os.environ["TRITON_INTERPRET"] = "1"
+    torch = _import_torch()
+    from suite.dtypes import DTYPES
+    from suite.registry import all_workloads
+
+    workloads = all_workloads()
+    selected = _select(workloads, args.only, args.skip)
+    if args.dtype:
+        bad = [d for d in args.dtype if d not in DTYPES]
+        if bad:
+            raise UsageError(f"unknown dtype {bad[0]!r}; choose from: {', '.join(DTYPES)}")
+    if args.list:
+        print(_list_table(workloads))
+        return 0
+
+    from suite import runner
+    mode = "interpret" if args.interpret else ("quick" if args.quick else "full")
+    tasks = runner.plan(selected, mode, args.dtype, args.size)
+    if args.size:
+        labels = {w.case_label(p) for w in selected for p in w.cases[mode]}
+        bad = [s for s in args.size if s not in labels and not any(t.case == s for t in tasks)]
+        if bad:
+            raise UsageError(f"unknown size {bad[0]!r} for the {mode} sweep of the selected workloads; "
+                             f"choose from: {', '.join(sorted(labels))}")
+    if not tasks:
+        raise UsageError("nothing to run: the selected workloads have no cases for these dtypes "
+                         f"({', '.join(args.dtype or [])}); see --list")
+    if args.dry_run:
+        for t in tasks:
+            print(f"{t.workload.name:24s} {t.dtype:5s} {t.workload.case_label(t.params):28s} "
+                  f"impls: {', '.join(i.name for i in t.workload.impls_for(t.dtype))}")
+        print(f"{len(tasks)} cases ({mode} sweep)")
+        return 0
+
+    if not args.interpret:
+        if not torch.cuda.is_available():
+            raise UsageError("no CUDA GPU is visible (torch.cuda.is_available() is False): run on a machine "
+                             "with an NVIDIA GPU, or add --interpret to check the kernels on the CPU")
+        if not 0 <= args.device < torch.cuda.device_count():
+            raise UsageError(f"--device {args.device} does not exist: this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s), 0..{torch.cuda.device_count() - 1}")
+    if args.resume and (args.out is None or not args.out.exists()):
+        raise UsageError("--resume needs --out naming an existing results file")
+
+    from suite import env as env_mod
+    from suite import timing
+    from suite.telemetry import nvml_handle
+
+    device = "cpu" if args.interpret else f"cuda:{args.device}"
+    if not args.interpret:
+        torch.cuda.set_device(args.device)
+    env = env_mod.collect(None if args.interpret else args.device, interpret=args.interpret,
+                          command="python -m suite " + " ".join(args.argv))
+    env["settle_s"] = 0.0 if args.interpret else args.settle
+    out = args.out or _default_out(env["gpu"]["name"], mode)
+    ctx = runner.Context(device=device, env=env, interpret=args.interpret,
+                         policy=timing.TimingPolicy(budget_s=args.budget), run_id=runner.new_run_id(),
+                         seed=args.seed, nvml=None if args.interpret else nvml_handle(args.device))
+    print(f"sweep: {len(tasks)} cases ({mode}) on {env['gpu']['name']} -> {out}", file=sys.stderr)
+    try:
+        if not args.interpret:
+            runner.settle(args.settle, device)
+        writer = runner.run_sweep(tasks, ctx, out, resume=args.resume, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the records measured so far are in {out}; "
+              f"continue with: python -m suite sweep ... --out {out} --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"sweep: wrote {writer.count} records to {out}", file=sys.stderr)
+    if not args.no_report:
+        from analysis.records import load
+        from analysis.report import render
+        print(render(load(out), fmt="plain"))
+    return 0
+
+
+def _list_table(workloads) -> str:
+    from tabulate import tabulate
+    rows = [(w.name, w.family, ",".join(w.dtypes), len(w.cases["quick"]), len(w.cases["full"]),
+             ", ".join(i.name + ("*" if i.vendor else "") for i in w.impls), w.description)
+            for w in workloads.values()]
+    return tabulate(rows, headers=("workload", "family", "dtypes", "quick", "full", "implementations (*vendor)",
+                                   "what"), tablefmt="simple")
+
+
+def _import_torch():
+    try:
+        import torch
+        import triton  # noqa: F401
+    except ImportError as e:
+        raise UsageError(f"{e.name} is not installed: install the suite with `pip install -e .` "
+                         "(torch, triton and the rest come with it)") from None
+    return torch
+
+
+# ------------------------------------------------------- report, compare, specs, env
+
+def cmd_report(args) -> int:
+    from analysis.records import load_many
+    records = load_many(args.files)
+    from analysis.report import render
+    print(render(records, fmt=args.format, spec=args.spec, plot=args.plot))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    if args.b is None and args.spec_b is None:
+        raise UsageError("compare needs a second results file B.jsonl, or --spec NAME for a spec-only side")
+    from analysis.compare import render
+    from analysis.records import load
+    print(render(load(args.a), load(args.b) if args.b else None, spec_a=args.spec_a, spec_b=args.spec_b,
+                 fmt=args.format))
+    return 0
+
+
+def cmd_specs(args) -> int:
+    from analysis.specs import render
+    print(render(args.name, fmt=args.format))
+    return 0
+
+
+def cmd_env(args) -> int:
+    torch = _import_torch()
+    import json
+
+    from suite import env as env_mod
+    has_gpu = torch.cuda.is_available()
+    if has_gpu and not 0 <= args.device < torch.cuda.device_count():
+        raise UsageError(f"--device {args.device} does not exist: this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s)")
+    env = env_mod.collect(args.device if has_gpu else None, interpret=not has_gpu)
+    if args.json:
+        print(json.dumps(env, indent=2))
+        return 0
+    from tabulate import tabulate
+    rows = [(k, v) for k, v in env.items() if k != "gpu"] + [(f"gpu.{k}", v) for k, v in env["gpu"].items()]
+    print(tabulate(rows, tablefmt="plain"))
+    if not has_gpu:
+        print("no CUDA GPU visible: a sweep here can only run with --interpret")
+    return 0
+
+
+COMMANDS = {"sweep": cmd_sweep, "report": cmd_report, "compare": cmd_compare, "specs": cmd_specs, "env": cmd_env}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    args.argv = argv  # recorded in each record's env, so a results file names the command that made it
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as e:  # RecordError, AnalysisError: a bad file or name, explained in one line
+        if type(e).__module__.startswith("analysis"):
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        raise

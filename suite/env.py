@@ -1,0 +1,72 @@
+"""The conditions a run is taken under: GPU identity and limits, software versions, host."""
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+
+import suite
+
+
+def _versions() -> dict:
+    import numpy
+    import torch
+    import triton
+
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return {"torch": torch.__version__, "triton": triton.__version__, "cuda": torch.version.cuda,
+            "cudnn": cudnn, "numpy": numpy.__version__, "python": platform.python_version(),
+            "platform": platform.platform(), "suite_version": suite.__version__}
+
+
+def _distributed() -> dict:
+    return {"rank": int(os.environ.get("RANK", 0)), "world_size": int(os.environ.get("WORLD_SIZE", 1)),
+            "local_rank": int(os.environ.get("LOCAL_RANK", 0))}
+
+
+def gpu_info(index: int) -> dict:
+    """torch's view of device `index`, completed by NVML (clocks, power limits, driver)."""
+    import torch
+
+    from suite.telemetry import nvml_handle, pynvml
+
+    p = torch.cuda.get_device_properties(index)
+    uuid = str(p.uuid)
+    info = {"index": index, "name": p.name, "uuid": uuid if uuid.startswith("GPU-") else "GPU-" + uuid,
+            "cc": [p.major, p.minor], "sm_count": p.multi_processor_count,
+            "l2_bytes": getattr(p, "L2_cache_size", None), "mem_bytes": p.total_memory,
+            "max_sm_clock_mhz": None, "max_mem_clock_mhz": None, "power_limit_w": None,
+            "default_power_limit_w": None, "driver": None}
+    h = nvml_handle(index)
+    if h is not None:
+        for key, read in (
+            ("max_sm_clock_mhz", lambda: pynvml.nvmlDeviceGetMaxClockInfo(h, pynvml.NVML_CLOCK_SM)),
+            ("max_mem_clock_mhz", lambda: pynvml.nvmlDeviceGetMaxClockInfo(h, pynvml.NVML_CLOCK_MEM)),
+            ("power_limit_w", lambda: pynvml.nvmlDeviceGetEnforcedPowerLimit(h) / 1000.0),
+            ("default_power_limit_w", lambda: pynvml.nvmlDeviceGetPowerManagementDefaultLimit(h) / 1000.0),
+            ("driver", lambda: _str(pynvml.nvmlSystemGetDriverVersion())),
+        ):
+            try:
+                info[key] = read()
+            except Exception:
+                pass  # a reading NVML refuses stays None: unknown, not guessed
+    return info
+
+
+def _str(v) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def collect(device_index: int | None, interpret: bool = False, command: str | None = None) -> dict:
+    """The `env` block every record carries."""
+    env = {"host": socket.gethostname(), "interpret": interpret, **_distributed(), **_versions(),
+           "command": command if command is not None else " ".join(sys.argv)}
+    if interpret or device_index is None:
+        env["gpu"] = {"index": None, "name": "cpu (Triton interpreter)", "uuid": None, "cc": None,
+                      "sm_count": None, "l2_bytes": None, "mem_bytes": None}
+        env["driver"] = None
+    else:
+        env["gpu"] = gpu_info(device_index)
+        env["driver"] = env["gpu"].pop("driver")
+    return env

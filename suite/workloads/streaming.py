@@ -1,0 +1,121 @@
+"""Streaming family: copy, scale, add, triad, read-only (sum) and write-only (fill).
+
+Swept over the bytes of one array, from well inside L2 to far beyond it, so the
+working-set curve shows the L2 plateau and the HBM plateau; analysis takes the
+HBM ceiling only from working sets far beyond L2. Vendor rows are the torch
+calls a user would write instead.
+"""
+from __future__ import annotations
+
+import torch
+
+from kernels import streaming as ks
+from suite.dtypes import DTYPES, element_size
+from suite.registry import Impl, Workload, register
+
+MiB = 1 << 20
+
+# Bytes of one array. Quick: a few points on each plateau and the 2 GiB point
+# the HBM ceiling is read from. Full: 2^k and 1.5*2^k from 1 MiB to 2 GiB.
+QUICK = (4 * MiB, 16 * MiB, 256 * MiB, 2048 * MiB)
+FULL = tuple(sorted(int(m * MiB) << k for k in range(12) for m in (1, 1.5) if m * (1 << k) <= 2048))
+# Interpreter: tiny, and not multiples of the block (odd byte counts too).
+INTERPRET = (4 * 1031, 2 * 4099 + 2, 6 * 1000)
+
+
+def _label(p) -> str:
+    b = p["array_bytes"]
+    return f"{b / MiB:g} MiB" if b >= MiB else f"{b} B"
+
+
+def _inputs(kernel: str):
+    reads = ks.TRAFFIC[kernel][0]
+
+    def make(params, dtype, device, gen):
+        n = params["array_bytes"] // element_size(dtype)
+        tdt = DTYPES[dtype].torch_dtype
+
+        def rand():
+            # Uniform in [0.5, 1.5): never zeros, no cancellation in the sum.
+            return (torch.rand(n, device=device, generator=gen, dtype=torch.float32) + 0.5).to(tdt)
+
+        inp = {"a": rand() if reads >= 1 else None, "b": rand() if reads >= 2 else None,
+               "s": float(torch.rand((), generator=gen, device=device).item()) + 0.5}
+        if kernel == "read":
+            inp["out"] = torch.empty(1, device=device, dtype=torch.float32)
+        else:
+            inp["out"] = torch.empty(n, device=device, dtype=tdt)
+        return inp
+
+    return make
+
+
+def _reference(kernel: str):
+    def ref(inp, params, dtype):
+        a = inp["a"].double() if inp["a"] is not None else None
+        b = inp["b"].double() if inp["b"] is not None else None
+        s = inp["s"]
+        if kernel == "copy":
+            return a
+        if kernel == "scale":
+            return s * a
+        if kernel == "add":
+            return a + b
+        if kernel == "triad":
+            return a + s * b
+        if kernel == "read":
+            return a.sum().reshape(1)
+        return torch.full_like(inp["out"], s, dtype=torch.float64)  # fill
+
+    return ref
+
+
+def _torch_path(kernel: str):
+    def prepare(inp):
+        a, b, out, s = inp["a"], inp["b"], inp["out"], inp["s"]
+        return {
+            "copy": lambda: out.copy_(a),
+            "scale": lambda: torch.mul(a, s, out=out),
+            "add": lambda: torch.add(a, b, out=out),
+            "triad": lambda: torch.add(a, b, alpha=s, out=out),
+            "read": lambda: torch.sum(a, dtype=torch.float32).reshape(1),  # a view: no extra kernel
+            "fill": lambda: out.fill_(s),
+        }[kernel]
+
+    return prepare
+
+
+_TORCH_NAME = {"copy": "torch.copy_", "scale": "torch.mul", "add": "torch.add", "triad": "torch.add(alpha)",
+               "read": "torch.sum", "fill": "torch.fill_"}
+_DESCRIPTION = {"copy": "out = a", "scale": "out = s*a", "add": "out = a + b", "triad": "out = a + s*b",
+                "read": "sum(a), read-only", "fill": "out = s, write-only"}
+
+for _k in ks.TRAFFIC:
+    register(Workload(
+        name=f"stream-{_k}",
+        family="streaming",
+        description=_DESCRIPTION[_k],
+        dtypes=("fp32", "bf16"),  # fp16 streams exactly like bf16: same bytes
+        cases={
+            "quick": [{"array_bytes": b} for b in QUICK],
+            "full": [{"array_bytes": b} for b in FULL],
+            "interpret": [{"array_bytes": b} for b in INTERPRET],
+        },
+        make_inputs=_inputs(_k),
+        impls=(
+            Impl("triton", vendor=False,
+                 prepare=lambda inp, k=_k: (lambda: ks.stream(k, inp["a"], inp["b"], inp["out"], inp["s"])),
+                 config=lambda inp, k=_k: ks.config(k, inp["out"].element_size() if k != "read"
+                                                    else inp["a"].element_size())),
+            Impl(_TORCH_NAME[_k], vendor=True, prepare=_torch_path(_k)),
+        ),
+        reference=_reference(_k),
+        flops=lambda p, d, k=_k: ks.stream_flops(k, p["array_bytes"] // element_size(d)),
+        bytes=lambda p, d, k=_k: ks.stream_bytes(k, p["array_bytes"] // element_size(d), element_size(d)),
+        label=_label,
+        # The sum is one fp32 value whatever the input type (inputs are exact in
+        # float64), so its tolerance is set by fp32 accumulation: about
+        # sqrt(8192 partials) * 6e-8 ~ 5e-6 expected; dropping one of the
+        # 8192 blocks of a 2 GiB array would be 1.2e-4.
+        tolerance={"bf16": 5e-5, "fp16": 5e-5, "fp32": 5e-5} if _k == "read" else {},
+    ))

@@ -1,0 +1,53 @@
+"""Statistics, interpreter timing and the verification helpers."""
+import math
+
+import pytest
+import torch
+
+from suite import timing, verify
+from suite.telemetry import decode_reasons
+
+
+def test_summarize_median_and_spread():
+    s = timing.summarize([5.0, 1.0, 3.0, 2.0, 4.0])
+    assert s["p50"] == 3.0 and s["min"] == 1.0 and s["max"] == 5.0 and s["n"] == 5
+    assert s["p20"] == pytest.approx(1.8) and s["p80"] == pytest.approx(4.2)
+    assert s["samples"] == [5.0, 1.0, 3.0, 2.0, 4.0]  # raw, in order taken
+
+
+def test_cpu_timing_is_marked_not_meaningful():
+    t = timing.time_on_cpu({"x": lambda: sum(range(100))}, reps=4)["x"]
+    assert len(t.samples) == 4 and not t.meaningful
+    d = t.describe()
+    assert d["method"] == "interpreter-wallclock" and d["meaningful"] is False
+    assert d["window"][0] <= d["window"][1]
+
+
+def test_rel_error_is_normwise_and_shape_strict():
+    ref = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    assert verify.rel_error(torch.tensor([3.0, 4.0]), ref) == 0.0
+    assert verify.rel_error(torch.tensor([3.0, 3.0]), ref) == pytest.approx(1 / 5)
+    assert verify.rel_error(torch.tensor([math.nan, 4.0]), ref) == math.inf
+    with pytest.raises(ValueError, match="shape"):
+        verify.rel_error(torch.tensor([[3.0, 4.0]]), ref)
+
+
+def test_rel_error_chunks_agree(monkeypatch):
+    x = torch.rand(1000, dtype=torch.float64) + 0.5
+    y = x + 1e-3 * torch.rand(1000, dtype=torch.float64)
+    whole = verify.rel_error(y, x)
+    monkeypatch.setattr(verify, "_CHUNK", 7)
+    assert verify.rel_error(y, x) == pytest.approx(whole, rel=1e-12)
+
+
+def test_poison_fills_outputs_with_nan():
+    inp = {"out": (torch.zeros(3), torch.zeros(2, dtype=torch.bfloat16)), "a": torch.zeros(2)}
+    verify.poison(inp)
+    assert all(torch.isnan(t).all() for t in inp["out"]) and not torch.isnan(inp["a"]).any()
+
+
+def test_throttle_reasons_from_pynvml_constants():
+    pynvml = pytest.importorskip("pynvml")
+    bits = pynvml.nvmlClocksThrottleReasonSwPowerCap | pynvml.nvmlClocksThrottleReasonHwSlowdown
+    assert decode_reasons(bits) == ["hw_slowdown", "sw_power_cap"]
+    assert decode_reasons(0) == []
