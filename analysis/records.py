@@ -11,7 +11,8 @@ Shapes of the nested fields, as the suite writes them:
     timing    {"method": "cuda-graph" | "cuda-events" | "interpreter-wallclock",
                "inner": calls per sample, "rounds": alternation rounds,
                "window": [start, end] unix seconds of this implementation's timed samples,
-               "meaningful": False for interpreter timings}
+               "meaningful": False for interpreter timings,
+               "input_sets": input sets rotated among (>1: data rotated past L2)}
     verify    {"rel_err": ||out-ref||/||ref||, "tolerance": accepted}
     telemetry {"samples": n, "sm_clock_mhz": {"min", "p50", "max"}, "mem_clock_mhz": {...},
                "power_w": {...}, "temp_c": {...}, "throttle": ["sw_power_cap", ...]}  or None

@@ -1,0 +1,184 @@
+"""`report`: sections per family present, formats, labels of what is not meaningful, multi-GPU flags."""
+import csv
+import io
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from analysis import records, report
+from analysis.errors import AnalysisError
+from test_analysis_roofline import GiB, MiB, case, env, gemm, h200, rec, stream, telemetry
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sections(text):
+    return [line[3:] for line in text.splitlines() if line.startswith("## ")]
+
+
+def test_only_families_present_get_sections():
+    titles = sections(report.render([r for r in h200() if r.family == "streaming"]))
+    assert any("streaming bandwidth" in t for t in titles)
+    assert not any(word in " ".join(titles) for word in ("GEMM", "attention", "decode", "Interconnect", "side by side"))
+    titles = sections(report.render(h200()))
+    assert any("GEMM cases" in t for t in titles) and not any("skinny" in t for t in titles)
+
+
+def test_streaming_table_has_ratio_and_hbm_ceiling_under_it():
+    text = report.render(h200())
+    part = text[text.index("streaming bandwidth"):]
+    assert "torch.copy_" in part and "1.031" in part  # Triton/vendor at 4 GiB: 1 / 0.97
+    assert "Measured HBM ceiling: 4,400 GB/s" in part and "91.7% of the spec sheet's 4,800 GB/s" in part
+    assert "| transition |" in part
+
+
+def test_csv_is_raw_full_precision():
+    rows = list(csv.reader(io.StringIO(report.render(h200(hbm=4.4123456789e12), fmt="csv"))))
+    header = next(r for r in rows if r and r[0] == "ceiling")
+    assert header[:4] == ["ceiling", "measured_bytes_per_s", "spec_bytes_per_s", "of_spec_fraction"]
+    hbm = next(r for r in rows if r and r[0] == "HBM bandwidth")
+    assert float(hbm[1]) == pytest.approx(4.4123456789e12, rel=1e-12) and float(hbm[2]) == 4.8e12
+    assert not any("GB/s" in cell for r in rows if r and not r[0].startswith("#") for cell in r)
+
+
+def test_github_and_plain_formats():
+    github, plain = report.render(h200()), report.render(h200(), fmt="plain")
+    assert "| HBM bandwidth " in github and "|---" in github
+    assert "|" not in plain and "HBM bandwidth" in plain and "=====" in plain
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(fmt="html"), "unknown format 'html'; valid: github, plain, csv"),
+    (dict(spec="H300"), "unknown spec 'H300'; valid: H100-SXM"),
+    (dict(plot="roofline.pdf"), "must end in .png or .svg"),
+])
+def test_bad_arguments_are_one_line(kwargs, message):
+    with pytest.raises(AnalysisError, match=message) as e:
+        report.render(h200(), **kwargs)
+    assert "\n" not in str(e.value)
+
+
+def test_empty_and_foreign_input():
+    with pytest.raises(AnalysisError, match="no records"):
+        report.render([])
+    with pytest.raises(AnalysisError, match="not an analysis.records.Record"):
+        report.render([{"workload": "stream-copy"}])
+
+
+def test_interpreter_records_are_labelled_and_set_no_ceiling():
+    cpu = {"host": "laptop", "interpret": True, "gpu": {"index": None, "name": "cpu (Triton interpreter)"}}
+    rs = [stream("copy", 4 * GiB, 1e9, meaningful=False, env_=cpu),
+          stream("copy", 4 * GiB, 2e9, impl="torch.copy_", vendor=True, meaningful=False, env_=cpu)]
+    text = report.render(rs)
+    assert "No record holds a meaningful timing" in text
+    assert "not meaningful (interpreter timing)" in text
+    assert "not measured: no meaningful streaming case" in text
+    assert "no spec entry matches 'cpu (Triton interpreter)'" in text
+
+
+def test_failed_cases_show_their_status():
+    rs = h200() + [stream("copy", 2 * GiB, 1e12, status="failed", reason="verification failed: rel_err 1")]
+    text = report.render(rs)
+    assert "Triton failed: verification failed: rel_err 1" in text
+    assert "## Failures and skips" in text
+
+
+def test_unknown_gpu_and_spec_override():
+    e = env(name="NVIDIA Mystery X1", mem=33 * GiB)
+    text = report.render(h200(e))
+    assert "no spec entry matches 'NVIDIA Mystery X1'" in text and "--spec NAME" in text
+    text = report.render(h200(e), spec="H100-SXM")
+    assert "H100-SXM, chosen with --spec" in text and "3,350" in text
+
+
+def test_gemm_skinny_attention_and_decode_sections():
+    skinny = []
+    for m in (1, 64, 256, 1024):
+        flops, nbytes = 2 * m * 8192 * 8192, (2 * m * 8192 + 8192 * 8192) * 2
+        t = max(nbytes / 4.0e12, flops / 720e12)
+        skinny.append(rec("gemm-skinny", "gemm", params={"M": m, "N": 8192, "K": 8192}, flops=flops, nbytes=nbytes,
+                          seconds=t))
+        skinny.append(rec("gemm-skinny", "gemm", "torch.matmul", vendor=True, params={"M": m, "N": 8192, "K": 8192},
+                          flops=flops, nbytes=nbytes, seconds=t * 1.3))
+    p = {"B": 4, "H": 32, "S": 4096, "D": 128, "causal": True}
+    attn = [case("attention", "attention-fused", 10**13, 1 * GiB, 500e12, params=p),
+            case("attention", "attention-naive", 10**13, 1 * GiB, 100e12, params=p, impl="triton-naive",
+                 moved=20 * GiB),
+            case("attention", "attention-fused", 10**13, 1 * GiB, 550e12, params=p, impl="sdpa-cudnn", vendor=True)]
+    kv = 2 * 32 * 8 * 4096 * 128 * 2
+    decode = [case("decode", "decode-attention", 4 * kv, kv, 4.0 * 4.0e12,
+                   params={"batch": 32, "q_heads": 32, "kv_heads": 8, "context": 4096})]
+    text = report.render(h200() + skinny + attn + decode)
+    assert "memory-bound until M = 256 by the measured ridge" in text
+    assert "| 5.000 " in text  # fused / naive speed-up
+    part = text[text.index("decode step"):]
+    tokens = 32 / (kv / 4.0e12)
+    assert f"{tokens:,.0f}" in part
+    assert "| 1.200 " in part  # measured / spec-predicted: 4.8 / 4.0
+
+
+def test_multi_gpu_file_flags_the_slow_gpu_with_its_conditions():
+    slow = env(1, power_limit=450)
+    rs = h200(env(0)) + [r for r in h200(slow) if r.family != "streaming"] + [
+        stream("copy", 4 * GiB, 3.9e12, env_=slow, tel=telemetry(sm=1410, power=450, throttle=["sw_power_cap"])),
+        stream("copy", 8 * MiB, 9e12, env_=slow)]
+    text = report.render(rs)
+    part = text[text.index("## GPUs side by side"):]
+    assert "H200 #0 on node0" in part and "H200 #1 on node0" in part and "median of node0" in part
+    flagged = part[part.index("Flagged GPUs"):]
+    assert "HBM bandwidth" in flagged and "SM 1410 MHz" in flagged and "sw_power_cap" in flagged
+    assert "compute bf16" not in flagged
+
+
+def test_collectives_section_compares_busbw_with_the_per_direction_link():
+    rs = h200()
+    size, t = 1 << 30, (1 << 30) / 360e9
+    for rank in (0, 1):
+        rs.append(rec("nccl-all-reduce", "collective", "torch.distributed", vendor=True,
+                      params={"op": "all-reduce", "message_bytes": size, "world_size": 2}, nbytes=size,
+                      seconds=t * (1 + 0.1 * rank), env_=env(rank)))
+    text = report.render(rs)
+    part = text[text.index("Interconnect"):]
+    mean_t = t * 1.05
+    assert f"{size / mean_t / 1e9:.1f}" in part  # busbw = algbw for 2-rank all-reduce
+    assert "450.0" in part and "per direction" in part
+    assert f"{size / mean_t / 450e9:.1%}" in part
+    # The collective ranks do not make this a multi-GPU report.
+    assert "## GPUs side by side" not in text
+
+
+def test_report_of_a_few_thousand_records_is_fast(tmp_path):
+    rs = []
+    for gpu in range(8):  # one node's sweep: 8 GPUs x 270 cases
+        e = env(gpu)
+        rs += h200(e)
+        for k in range(1, 88):
+            rs += [stream("triad", k * 64 * MiB, 4.3e12, env_=e), gemm(64 * k, 4096, 4096, 600e12, env_=e),
+                   gemm(64 * k, 4096, 4096, 650e12, impl="torch.matmul", vendor=True, env_=e)]
+    path = tmp_path / "big.jsonl"
+    path.write_text("".join(records.dump(r) + "\n" for r in rs))
+    loaded = records.load(path)
+    start = time.process_time()  # CPU time: other jobs on a shared CI machine do not count
+    report.render(loaded)
+    report.render(loaded, fmt="csv")
+    assert len(loaded) == 2144 and time.process_time() - start < 1.0
+
+
+def test_analysis_imports_neither_torch_nor_triton():
+    code = ("import sys, analysis.report, analysis.compare, analysis.specs, analysis.plot, analysis.collectives; "
+            "heavy = [m for m in ('torch', 'triton', 'matplotlib', 'numpy') if m in sys.modules]; "
+            "print(heavy); sys.exit(1 if heavy else 0)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_collectives_across_nodes_have_no_spec_column():
+    size, t = 1 << 30, (1 << 30) / 40e9
+    rs = [rec("nccl-all-reduce", "collective", "nccl", vendor=True, nbytes=size, seconds=t,
+              params={"op": "all-reduce", "message_bytes": size, "world_size": 16, "nodes": 2})]
+    rows = list(csv.reader(io.StringIO(report.render(rs, fmt="csv"))))
+    peak = next(r for r in rows if r and r[0] == "all-reduce" and len(r) == 7)
+    assert float(peak[3]) == pytest.approx(size / t * 2 * 15 / 16) and peak[5] == "" and peak[6] == ""
