@@ -1,0 +1,231 @@
+"""Attention family: naive (scores in memory) and fused (flash) forward, against every SDPA backend.
+
+One workload, "attention-fwd", swept over sequence length at the shape of the
+common benchmarks (batch 4, 32 heads, head dim 128, plus head dim 64),
+causal and not. The naive paths move B*H*S^2 scores through memory twice, so
+they sit under the memory roof; the fused kernel keeps them on chip and sits
+under the compute roof. `moved_bytes` records what each naive path really
+moves; `bytes` is the minimum (Q, K, V read once, O written once).
+
+Implementations:
+    triton-fused    kernels.attention.flash_attention (config tuned on first call, recorded)
+    triton-naive    kernels.attention.naive_attention: S, softmax, P V as three kernels
+    sdpa-flash      torch SDPA restricted to one backend by sdpa_kernel(...): a
+    sdpa-cudnn      backend that cannot take the case raises instead of falling
+    sdpa-efficient  back to another, and that becomes a recorded skip
+    torch-naive     matmul, masked_fill, softmax, matmul
+
+Verification: a float64 softmax(Q K^T * scale) V with the causal mask, on a
+few (batch, head) pairs for big cases (all pairs for tiny ones), computed in
+row chunks to bound its memory. The checked view also turns into NaN when
+any element of the whole output is not finite, so the runner's NaN poisoning
+still catches a kernel that leaves part of the output unwritten.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from kernels import attention as ka
+from suite.dtypes import DTYPES, element_size
+from suite.registry import Impl, Skip, Workload, register
+
+# The two naive paths can be alive at once (the runner alternates
+# implementations), next to the inputs: each may take this share of the GPU.
+NAIVE_MEMORY_FRACTION = 0.3
+
+
+def _case(S: int, D: int, causal: bool, B: int = 4, H: int = 32) -> dict:
+    return {"B": B, "H": H, "S": S, "D": D, "causal": causal}
+
+
+# Quick: the target shape (B=4, H=32, S=4096, D=128) both ways, a short and a
+# long sequence (the naive paths skip at S=16384: 2 x 64 GiB of scores).
+QUICK = [_case(1024, 128, False), _case(4096, 128, False), _case(4096, 128, True), _case(16384, 128, True)]
+# Full: S = 512 .. 16384 at D=128 both ways, D=64 at the target length, and a
+# sequence length that is not a multiple of any block.
+FULL = ([_case(S, 128, c) for S in (512, 1024, 2048, 4096, 8192, 16384) for c in (False, True)]
+        + [_case(4096, 64, c) for c in (False, True)]
+        + [_case(3000, 128, True)])
+# Interpreter: tiny and ragged (not multiples of the 16-wide interpreter tiles).
+INTERPRET = [_case(37, 16, False, B=1, H=2), _case(37, 16, True, B=1, H=2),
+             _case(50, 64, True, B=2, H=1), _case(23, 32, False, B=1, H=1)]
+
+
+def _shape(p) -> tuple[int, int, int, int]:
+    return p["B"], p["H"], p["S"], p["D"]
+
+
+def _label(p) -> str:
+    B, H, S, D = _shape(p)
+    return f"B{B} H{H} S{S} D{D}" + (" causal" if p["causal"] else "")
+
+
+def _make_inputs(p, dtype, device, gen):
+    shape = _shape(p)
+    tdt = DTYPES[dtype].torch_dtype
+
+    def randn():
+        return torch.randn(shape, device=device, generator=gen, dtype=torch.float32).to(tdt)
+
+    q, k, v = randn(), randn(), randn()
+    return {"q": q, "k": k, "v": v, "out": torch.empty_like(q), "causal": bool(p["causal"])}
+
+
+# ---------------------------------------------------------------- verification
+
+def _checked_heads(p) -> list[tuple[int, int]]:
+    """(batch, head) pairs the reference covers: all for tiny cases, else first, middle and last."""
+    B, H = p["B"], p["H"]
+    if B * H <= 4:
+        return [(b, h) for b in range(B) for h in range(H)]
+    return sorted({(0, 0), (B // 2, H // 2), (B - 1, H - 1)})
+
+
+def _select_heads(t: torch.Tensor, p) -> torch.Tensor:
+    pairs = torch.tensor(_checked_heads(p), device=t.device)
+    return t[pairs[:, 0], pairs[:, 1]]  # [pairs, S, D]
+
+
+def _reference(inp, p, dtype) -> torch.Tensor:
+    q, k, v = (_select_heads(inp[n], p).double() for n in ("q", "k", "v"))
+    n_pairs, S, D = q.shape
+    scale = 1.0 / math.sqrt(D)
+    out = torch.empty_like(q)
+    chunk = max(16, (1 << 25) // (n_pairs * S))  # at most 32M float64 scores at a time
+    keys = torch.arange(S, device=q.device)
+    for r0 in range(0, S, chunk):
+        s = torch.matmul(q[:, r0:r0 + chunk], k.transpose(-2, -1)) * scale
+        if p["causal"]:
+            rows = torch.arange(r0, min(r0 + chunk, S), device=q.device)
+            s.masked_fill_(keys[None, :] > rows[:, None], float("-inf"))
+        out[:, r0:r0 + chunk] = torch.matmul(torch.softmax(s, dim=-1), v)
+    return out
+
+
+def _check_view(output: torch.Tensor, p) -> torch.Tensor:
+    selected = _select_heads(output, p)
+    # NaN everywhere if any element of the full output is NaN/inf (poisoned, unwritten).
+    return torch.where(torch.isfinite(output).all(), selected, torch.full_like(selected, float("nan")))
+
+
+# ---------------------------------------------------------------- implementations
+
+def _skip_bf16_in_interpreter(q):
+    if not q.is_cuda and q.dtype == torch.bfloat16:
+        raise Skip("Triton's interpreter mis-computes bf16 dot products (triton#11584); bf16 runs on the GPU")
+
+
+def _naive_memory_skip(q):
+    """Skip a naive path whose B*H*S*S scores and probabilities would not fit."""
+    if not q.is_cuda:
+        return
+    B, H, S, _ = q.shape
+    need = ka.naive_workspace_bytes(B, H, S, q.element_size())
+    total = torch.cuda.get_device_properties(q.device).total_memory
+    if need > NAIVE_MEMORY_FRACTION * total:
+        raise Skip(f"S and P need {need / 2**30:.1f} GiB, over {NAIVE_MEMORY_FRACTION:.0%} of the GPU's "
+                   f"{total / 2**30:.0f} GiB (shared with the other naive path and the inputs)")
+
+
+def _prepare_fused(inp):
+    q, k, v, out, causal = inp["q"], inp["k"], inp["v"], inp["out"], inp["causal"]
+    _skip_bf16_in_interpreter(q)
+    return lambda: ka.flash_attention(q, k, v, causal, out=out)
+
+
+def _prepare_triton_naive(inp):
+    q, k, v, out, causal = inp["q"], inp["k"], inp["v"], inp["out"], inp["causal"]
+    _skip_bf16_in_interpreter(q)
+    _naive_memory_skip(q)
+    B, H, S, _ = q.shape
+    scores = torch.empty((B, H, S, S), dtype=q.dtype, device=q.device)
+    probs = torch.empty_like(scores)
+    return lambda: ka.naive_attention(q, k, v, causal, out=out, scores=scores, probs=probs)
+
+
+def _prepare_torch_naive(inp):
+    q, k, v, causal = inp["q"], inp["k"], inp["v"], inp["causal"]
+    _naive_memory_skip(q)
+    S, D = q.shape[-2:]
+    scale = 1.0 / math.sqrt(D)
+    upper = torch.ones(S, S, dtype=torch.bool, device=q.device).triu_(1) if causal else None
+
+    def run():
+        s = torch.matmul(q * scale, k.transpose(-2, -1))
+        if upper is not None:
+            s.masked_fill_(upper, float("-inf"))
+        return torch.matmul(torch.softmax(s, dim=-1), v)
+
+    return run
+
+
+def _prepare_sdpa(backend: SDPBackend):
+    def prepare(inp):
+        q, k, v, causal = inp["q"], inp["k"], inp["v"], inp["causal"]
+
+        def run():
+            # Only this backend is allowed: SDPA raises rather than falling back to another.
+            with sdpa_kernel(backend):
+                return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+        # A trial call: a backend that refuses the shape, dtype or GPU says why in warnings.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                run()
+            except RuntimeError as e:
+                why = "; ".join(dict.fromkeys(str(w.message).strip() for w in caught)) or str(e)
+                raise Skip(f"SDPA {backend.name} cannot run this case: {why}") from None
+        return run
+
+    return prepare
+
+
+def _torch_naive_moved_bytes(p, esize: int) -> int:
+    """torch-naive's traffic: q*scale written and read back, S written by the first
+    matmul, read and written again by masked_fill_ (causal), read by softmax,
+    which writes P, which the second matmul reads; all in the input dtype."""
+    B, H, S, D = _shape(p)
+    square = B * H * S * S * esize
+    return (ka.attention_min_bytes(B, H, S, D, esize) + 2 * B * H * S * D * esize
+            + square * (4 + (2 if p["causal"] else 0)))
+
+
+def _moved_bytes(p, dtype, impl):
+    B, H, S, D = _shape(p)
+    if impl == "triton-naive":
+        return ka.naive_moved_bytes(B, H, S, D, element_size(dtype))
+    if impl == "torch-naive":
+        return _torch_naive_moved_bytes(p, element_size(dtype))
+    return None  # fused kernels move about the minimum
+
+
+register(Workload(
+    name="attention-fwd",
+    family="attention",
+    description="softmax(Q K^T / sqrt(D)) V forward, [B, H, S, D], causal or not",
+    dtypes=("bf16", "fp16"),
+    cases={"quick": QUICK, "full": FULL, "interpret": INTERPRET},
+    make_inputs=_make_inputs,
+    impls=(
+        Impl("triton-fused", vendor=False, prepare=_prepare_fused,
+             config=lambda inp: ka.flash_attention_config(inp["q"], inp["causal"])),
+        Impl("triton-naive", vendor=False, prepare=_prepare_triton_naive,
+             config=lambda inp: ka.naive_config(ka.capability_of(inp["q"]))),
+        Impl("sdpa-flash", vendor=True, prepare=_prepare_sdpa(SDPBackend.FLASH_ATTENTION)),
+        Impl("sdpa-cudnn", vendor=True, prepare=_prepare_sdpa(SDPBackend.CUDNN_ATTENTION)),
+        Impl("sdpa-efficient", vendor=True, prepare=_prepare_sdpa(SDPBackend.EFFICIENT_ATTENTION)),
+        Impl("torch-naive", vendor=True, prepare=_prepare_torch_naive),
+    ),
+    reference=_reference,
+    flops=lambda p, d: ka.attention_flops(*_shape(p), p["causal"]),
+    bytes=lambda p, d: ka.attention_min_bytes(*_shape(p), element_size(d)),
+    moved_bytes=_moved_bytes,
+    check_view=_check_view,
+    label=_label,
+))

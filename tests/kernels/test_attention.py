@@ -1,0 +1,225 @@
+"""Naive and fused attention against a float64 reference, and the attention workload's declaration.
+
+Runs through Triton's interpreter on the CPU (fp16 only: the interpreter
+mis-computes bf16 dots) and for real on a GPU. Shapes are tiny and ragged:
+sequence lengths that are not multiples of the block, a length of 1, head
+dims 16/32/64. On the CPU the fused kernel also runs its TMA (tensor
+descriptor) and warp-specialized (one masked loop) forms at tiles small
+enough for several blocks; on a GPU it runs every configuration it tunes over.
+"""
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from conftest import HAS_CUDA, interpreter_bf16_broken
+from kernels import attention as ka
+from suite import verify
+from suite.dtypes import DTYPES
+from suite.registry import Skip, all_workloads
+
+FP16_TOL = DTYPES["fp16"].tolerance
+
+if HAS_CUDA:
+    CONFIGS = ka.flash_candidates(64, torch.cuda.get_device_capability())
+else:
+    CONFIGS = [ka.FlashConfig(16, 16, 4, 1), ka.FlashConfig(32, 16, 4, 1),
+               ka.FlashConfig(32, 16, 4, 1, tma=True), ka.FlashConfig(32, 16, 4, 1, tma=True, warp_specialize=True)]
+
+SHAPES = [(1, 2, 37, 16), (2, 1, 50, 64), (1, 1, 64, 32), (1, 1, 1, 16)]  # (B, H, S, D)
+
+
+def reference(q, k, v, causal, diagonal=0, extra_zero_keys=0):
+    """float64 softmax(q k^T / sqrt(D)) v. `diagonal` shifts the causal mask and
+    `extra_zero_keys` appends keys scoring 0: the two ways a mask goes wrong."""
+    q, k, v = q.double(), k.double(), v.double()
+    if extra_zero_keys:
+        pad = q.new_zeros(q.shape[:2] + (extra_zero_keys, q.shape[-1]))
+        k, v = torch.cat([k, pad], dim=2), torch.cat([v, pad], dim=2)
+    s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if causal:
+        rows, keys = torch.arange(q.shape[2]), torch.arange(k.shape[2])
+        s = s.masked_fill((keys[None, :] > rows[:, None] + diagonal).to(s.device), float("-inf"))
+    return torch.softmax(s, dim=-1) @ v
+
+
+def qkv(shape, device, dtype=torch.float16, seed=0):
+    g = torch.Generator(device=device).manual_seed(seed)
+    return [torch.randn(shape, generator=g, device=device).to(dtype) for _ in range(3)]
+
+
+def rel_err(out, ref) -> float:
+    return ((out.double() - ref).norm() / ref.norm()).item()
+
+
+def poisoned(q):
+    return torch.full_like(q, math.nan)
+
+
+# ---------------------------------------------------------------- kernels
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}H{}S{}D{}".format(*s))
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name)
+def test_fused_matches_reference(shape, causal, cfg, device):
+    q, k, v = qkv(shape, device)
+    out = ka.flash_attention(q, k, v, causal, out=poisoned(q), config=cfg)
+    assert torch.isfinite(out).all(), "unwritten (NaN) elements"
+    assert rel_err(out, reference(q, k, v, causal)) < FP16_TOL
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}H{}S{}D{}".format(*s))
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_naive_matches_reference(shape, causal, device):
+    q, k, v = qkv(shape, device)
+    B, H, S, _ = shape
+    probs = torch.full((B, H, S, S), math.nan, dtype=q.dtype, device=device)
+    out = ka.naive_attention(q, k, v, causal, out=poisoned(q), probs=probs)
+    assert torch.isfinite(out).all()
+    assert rel_err(out, reference(q, k, v, causal)) < FP16_TOL
+    # P really is the masked row softmax (rows sum to 1, nothing above the diagonal).
+    assert torch.allclose(probs.double().sum(-1), torch.ones(B, H, S, dtype=torch.float64, device=device), atol=1e-2)
+    if causal:
+        assert (probs.triu(1) == 0).all()
+
+
+@settings(max_examples=8, deadline=None)
+@given(S=st.integers(min_value=1, max_value=70), D=st.sampled_from([16, 32]), causal=st.booleans())
+def test_any_length(S, D, causal):
+    device = "cuda" if HAS_CUDA else "cpu"
+    q, k, v = qkv((1, 2, S, D), device, seed=S)
+    ref = reference(q, k, v, causal)
+    assert rel_err(ka.flash_attention(q, k, v, causal, out=poisoned(q)), ref) < FP16_TOL
+    assert rel_err(ka.naive_attention(q, k, v, causal, out=poisoned(q)), ref) < FP16_TOL
+
+
+@interpreter_bf16_broken
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_bf16(causal, device):
+    q, k, v = qkv((2, 2, 77, 64), device, dtype=torch.bfloat16)
+    ref = reference(q, k, v, causal)
+    tol = DTYPES["bf16"].tolerance
+    assert rel_err(ka.flash_attention(q, k, v, causal), ref) < tol
+    assert rel_err(ka.naive_attention(q, k, v, causal), ref) < tol
+
+
+def test_a_broken_mask_fails(device):
+    """The tolerance catches each way a mask goes wrong, by a wide margin."""
+    q, k, v = qkv((1, 2, 37, 16), device)
+    right = reference(q, k, v, True)
+    fused = ka.flash_attention(q, k, v, True)
+    assert rel_err(fused, right) < FP16_TOL
+    # No causal mask at all (the kernel's own output, run without it).
+    assert rel_err(ka.flash_attention(q, k, v, False), right) > 10 * FP16_TOL
+    # The diagonal off by one either way (rows from 1 on: row 0 has no key left when it hides the diagonal).
+    for shift in (-1, 1):
+        assert rel_err(reference(q, k, v, True, diagonal=shift)[:, :, 1:], right[:, :, 1:]) > 10 * FP16_TOL
+    # Keys past the sequence end (zero-filled tail of the last block) left in the softmax.
+    full = reference(q, k, v, False)
+    assert rel_err(reference(q, k, v, False, extra_zero_keys=11), full) > 10 * FP16_TOL
+
+
+def test_launchers_reject_bad_inputs(device):
+    q, k, v = qkv((1, 1, 8, 16), device)
+    with pytest.raises(ValueError, match="head dim"):
+        ka.flash_attention(*qkv((1, 1, 8, 24), device))
+    with pytest.raises(ValueError, match="dtype"):
+        ka.naive_attention(q.float(), k.float(), v.float())
+    with pytest.raises(ValueError, match="match q"):
+        ka.flash_attention(q, k[:, :, :4], v)
+    with pytest.raises(ValueError, match="contiguous"):
+        ka.flash_attention(q.transpose(2, 3).contiguous().transpose(2, 3), k, v)
+    with pytest.raises(ValueError, match="multiple of BLOCK_N"):
+        ka.flash_attention(q, k, v, True, config=ka.FlashConfig(16, 32, 4, 1))
+    with pytest.raises(ValueError, match="TMA"):
+        ka.flash_attention(q, k, v, config=ka.FlashConfig(16, 16, 4, 1, warp_specialize=True))
+
+
+# ---------------------------------------------------------------- FLOP / byte model
+
+def test_flops_count_two_matmuls_and_halve_for_causal():
+    B, H, S, D = 4, 32, 4096, 128
+    full = 4 * B * H * S * S * D  # Q K^T and P V, 2*S*S*D each per (b, h)
+    assert ka.attention_flops(B, H, S, D, False) == full
+    assert ka.attention_flops(B, H, S, D, True) * 2 == full  # exactly half, never the full count
+    assert ka.attention_min_bytes(B, H, S, D, 2) == 4 * B * H * S * D * 2
+    assert ka.naive_moved_bytes(B, H, S, D, 2) == ka.attention_min_bytes(B, H, S, D, 2) + 4 * B * H * S * S * 2
+
+
+# ---------------------------------------------------------------- the workload declaration
+
+W = all_workloads()["attention-fwd"]
+
+
+def test_workload_declares_the_issue_cases():
+    assert W.family == "attention" and set(W.dtypes) == {"bf16", "fp16"}
+    target = {(4, 32, 4096, 128, c) for c in (False, True)}
+    key = lambda p: (p["B"], p["H"], p["S"], p["D"], p["causal"])  # noqa: E731
+    assert target <= {key(p) for p in W.cases["quick"]}
+    assert target <= {key(p) for p in W.cases["full"]}
+    full_lengths = {p["S"] for p in W.cases["full"]}
+    assert min(full_lengths) == 512 and max(full_lengths) == 16384
+    assert any(p["S"] % 128 for p in W.cases["full"]), "a ragged length in the full sweep"
+    for p in W.cases["interpret"]:
+        assert p["S"] % 16 and p["B"] * p["H"] * p["S"] <= 128, "interpreter cases stay tiny and ragged"
+    names = [i.name for i in W.impls]
+    assert names == ["triton-fused", "triton-naive", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient", "torch-naive"]
+
+
+def test_workload_flops_and_bytes():
+    p = {"B": 4, "H": 32, "S": 4096, "D": 128, "causal": True}
+    assert W.flops(p, "bf16") == 2 * 4 * 32 * 4096 ** 2 * 128
+    assert W.flops({**p, "causal": False}, "bf16") == 2 * W.flops(p, "bf16")
+    assert W.bytes(p, "bf16") == 4 * 4 * 32 * 4096 * 128 * 2
+    for impl in ("triton-naive", "torch-naive"):
+        moved = W.moved_bytes(p, "bf16", impl)
+        assert moved >= W.bytes(p, "bf16") + 4 * 4 * 32 * 4096 ** 2 * 2  # the S and P round trips
+    for impl in ("triton-fused", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient"):
+        assert W.moved_bytes(p, "bf16", impl) is None  # about the minimum
+    # torch-naive's masked_fill_ is one more read and write of S.
+    assert W.moved_bytes(p, "bf16", "torch-naive") > W.moved_bytes({**p, "causal": False}, "bf16", "torch-naive")
+
+
+@pytest.mark.parametrize("params", W.cases["interpret"], ids=W.case_label)
+def test_interpret_cases_run_end_to_end(params, device):
+    """make_inputs -> poison -> prepare -> call -> check_view vs reference, as the runner does."""
+    dtype = "fp16"
+    inputs = W.make_inputs(params, dtype, device, torch.Generator(device=device).manual_seed(1))
+    ref = W.reference(inputs, params, dtype)
+    ran = []
+    for impl in W.impls_for(dtype):
+        try:
+            fn = impl.prepare(inputs)
+        except Skip as e:
+            assert impl.vendor and str(e), f"{impl.name} skipped without a reason"
+            continue
+        verify.poison(inputs)
+        err = verify.rel_error(W.check_view(fn(), params), ref)
+        assert err <= FP16_TOL, f"{impl.name}: rel_err {err:.3g}"
+        if impl.config:
+            assert isinstance(impl.config(inputs), dict)
+        ran.append(impl.name)
+    assert {"triton-fused", "triton-naive", "torch-naive"} <= set(ran)
+
+
+def test_check_view_catches_an_unwritten_head(device):
+    """Big cases check a few heads; a NaN in any other head still fails the check."""
+    params = {"B": 2, "H": 3, "S": 20, "D": 16, "causal": False}
+    inputs = W.make_inputs(params, "fp16", device, torch.Generator(device=device).manual_seed(2))
+    assert len(W.check_view(inputs["q"], params)) == 3  # (0,0), (1,1), (1,2): not every head
+    out = ka.flash_attention(inputs["q"], inputs["k"], inputs["v"])
+    ref = W.reference(inputs, params, "fp16")
+    assert verify.rel_error(W.check_view(out, params), ref) <= FP16_TOL
+    out[0, 2, 5, 0] = math.nan  # a head outside the checked pairs
+    assert verify.rel_error(W.check_view(out, params), ref) == math.inf
+
+
+def test_triton_paths_skip_bf16_in_the_interpreter():
+    if HAS_CUDA:
+        pytest.skip("the interpreter skip applies to CPU tensors only")
+    params = W.cases["interpret"][0]
+    inputs = W.make_inputs(params, "bf16", "cpu", torch.Generator().manual_seed(0))
+    for impl in W.impls[:2]:
+        with pytest.raises(Skip, match="interpreter"):
+            impl.prepare(inputs)
