@@ -1,0 +1,359 @@
+"""GEMM kernels and the gemm workload declarations, on tiny ragged shapes.
+
+Runs through Triton's interpreter without a GPU (and for real on one). Errors are normwise
+relative errors against float64 products of the upcast inputs, held to suite.dtypes' tolerances;
+a test below shows a result with one K block missing fails them.
+"""
+import json
+
+import pytest
+import torch
+import triton
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import INTERPRETING, interpreter_bf16_broken
+from kernels import gemm as kg
+from suite.dtypes import DTYPES
+from suite.registry import Skip, all_workloads
+from suite.workloads import gemm as wg
+
+TORCH = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def signed(shape, seed, device, dtype=torch.float32):
+    g = torch.Generator(device=device).manual_seed(seed)
+    return wg._signed_uniform(shape, g, device).to(dtype)
+
+
+def rel_err(out, ref) -> float:
+    return ((out.double() - ref).norm() / ref.norm()).item()
+
+
+def poisoned(M, N, dtype, device):
+    return torch.full((M, N), float("nan"), device=device, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "tf32", "fp16", pytest.param("bf16", marks=interpreter_bf16_broken)])
+@pytest.mark.parametrize("M,N,K", [(37, 29, 45), (1, 33, 17), (70, 5, 100)])
+def test_matmul_ragged(dtype, M, N, K, device):
+    # Interpreter note: tf32 is computed there in full fp32 (no operand rounding), so this checks
+    # the tf32 path's plumbing; the rounding itself is exercised on the GPU.
+    a, b = signed((M, K), 1, device, TORCH[dtype]), signed((K, N), 2, device, TORCH[dtype])
+    out = poisoned(M, N, TORCH[dtype], device)
+    kg.matmul(a, b, out, precision="tf32" if dtype == "tf32" else "ieee")
+    assert rel_err(out, a.double() @ b.double()) < DTYPES[dtype].tolerance
+
+
+def test_matmul_allocates_output_and_takes_strided_views(device):
+    a = signed((40, 24), 3, device, torch.float16)
+    b_storage = signed((60, 24), 4, device, torch.float16)
+    b = b_storage[3:53].t()[:, ::2]  # [24, 25], neither row- nor column-major
+    out = kg.matmul(a, b)
+    assert out.shape == (40, 25) and out.dtype == torch.float16
+    assert rel_err(out, a.double() @ b.double()) < DTYPES["fp16"].tolerance
+
+
+def test_missing_k_block_fails_tolerance(device):
+    # A kernel that skipped one K block (or a reference that did) must fail every dtype's
+    # tolerance by orders of magnitude.
+    M, N, K = 37, 29, 64
+    a, b = signed((M, K), 5, device), signed((K, N), 6, device)
+    wrong = kg.matmul(a[:, 16:], b[16:])  # one 16-wide K block dropped
+    err = rel_err(wrong, a.double() @ b.double())
+    assert err > 10 * max(d.tolerance for d in DTYPES.values())
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "fp32"])
+@pytest.mark.parametrize("kmajor", [False, True])
+def test_tma_persistent_path(dtype, kmajor, device):
+    # The Hopper kernel's logic (descriptors, persistent tile walk over more tiles than
+    # programs, split epilogue, K-major B), run through the interpreter or a Hopper GPU.
+    if device == "cuda" and not kg._has_tma(torch.device(device)):
+        pytest.skip("needs a Hopper-class GPU")
+    M, N, K = 100, 72, 48  # aligned rows (TMA), ragged against the 32x32 tiles
+    a = signed((M, K), 7, device, TORCH[dtype])
+    b = signed((N, K), 8, device, TORCH[dtype]).t() if kmajor else signed((K, N), 8, device, TORCH[dtype])
+    out = poisoned(M, N, TORCH[dtype], device)
+    key = kg._record_key("test", M, N, K, a.dtype, "tf32")
+    kg._launch_tma(key, a, b, out, "tf32", None, None)
+    assert rel_err(out, a.double() @ b.double()) < DTYPES["tf32" if dtype == "fp32" else dtype].tolerance
+    assert kg._CHOSEN[key]["kernel"] == "gemm_tma_persistent" and kg._CHOSEN[key]["b_kmajor"] == kmajor
+
+
+def test_transpose_kernel(device):
+    t = signed((37, 70), 9, device)
+    assert torch.equal(kg._transposed(t), t.t())
+
+
+def test_tf32_row_major_b_transposed_first(device):
+    if device == "cuda" and not kg._has_tma(torch.device(device)):
+        pytest.skip("needs a Hopper-class GPU")
+    M, N, K = 64, 40, 36
+    a, b = signed((M, K), 10, device), signed((K, N), 11, device)
+    out = poisoned(M, N, torch.float32, device)
+    key = kg._record_key("matmul", M, N, K, torch.float32, "tf32")
+    kg._launch_tma_tf32_rowmajor_b(key, a, b, out)
+    assert rel_err(out, a.double() @ b.double()) < DTYPES["tf32"].tolerance
+    assert "b_transposed_first" in kg.chosen_config("matmul", M, N, K, torch.float32, "tf32")
+
+
+@pytest.mark.parametrize("path", ["portable", "tma"])
+def test_matmul_fp8(path, device):
+    if device == "cuda" and torch.cuda.get_device_capability() < (9, 0):
+        pytest.skip("fp8 needs Hopper")
+    M, N, K = 70, 48, 64
+    a = signed((M, K), 12, device).to(torch.float8_e4m3fn)
+    w = signed((N, K), 13, device).to(torch.float8_e4m3fn)
+    sa, sb = torch.tensor(0.75, device=device), torch.tensor(1.5, device=device)
+    out = poisoned(M, N, torch.bfloat16, device)
+    if path == "tma":
+        if device == "cuda" and not kg._has_tma(torch.device(device)):
+            pytest.skip("needs a Hopper-class GPU")
+        kg._launch_tma(kg._record_key("test", M, N, K, a.dtype, None), a, w.t(), out, "tf32", sa, sb)
+    else:
+        kg.matmul_fp8(a, w.t(), sa, sb, out)
+    ref = (a.double() @ w.double().t()) * (0.75 * 1.5)
+    assert rel_err(out, ref) < DTYPES["fp8"].tolerance
+
+
+def test_fp8_rejects_row_major_b(device):
+    a = signed((16, 32), 14, device).to(torch.float8_e4m3fn)
+    b = signed((32, 16), 15, device).to(torch.float8_e4m3fn)
+    one = torch.tensor(1.0, device=device)
+    with pytest.raises(ValueError, match="column-major"):
+        kg.matmul_fp8(a, b, one, one)
+
+
+def test_unsupported_is_a_plain_exception():
+    # kernels/ knows nothing of suite/: the workload maps Unsupported to a recorded Skip.
+    assert issubclass(kg.Unsupported, Exception) and not issubclass(kg.Unsupported, Skip)
+
+
+@pytest.mark.parametrize("bad", ["shape", "dtype", "precision", "out"])
+def test_matmul_rejects_bad_arguments(bad, device):
+    a, b = signed((8, 16), 16, device), signed((16, 8), 17, device)
+    with pytest.raises(ValueError):
+        if bad == "shape":
+            kg.matmul(a, b[:15])
+        elif bad == "dtype":
+            kg.matmul(a, b.half())
+        elif bad == "precision":
+            kg.matmul(a, b, precision="bf16")
+        else:
+            kg.matmul(a, b, torch.empty((8, 9), device=device))
+
+
+@pytest.mark.parametrize("M", [1, 2, 3, 5, 16, 17])
+def test_linear_few_rows(M, device):
+    # N = 40 gives 3 weight bands of 16 on the interpreter's 8 notional SMs: split K is taken.
+    N, K = 40, 104
+    x, w = signed((M, K), 18, device, torch.float16), signed((N, K), 19, device, torch.float16)
+    out = poisoned(M, N, torch.float16, device)
+    kg.linear(x, w, out)
+    assert rel_err(out, x.double() @ w.double().t()) < DTYPES["fp16"].tolerance
+    if INTERPRETING:
+        assert kg.chosen_config("linear", M, N, K, torch.float16)["split_k"] > 1
+
+
+@pytest.mark.skipif(not INTERPRETING, reason="on a GPU the autotuner tries TMA and cp.async loads itself")
+def test_linear_tma_weight_loads(monkeypatch):
+    tma_config = triton.Config({**kg._INTERPRET_SKINNY_CONFIG.kwargs, "USE_TMA": True}, num_warps=4, num_stages=2)
+    monkeypatch.setattr(kg, "_INTERPRET_SKINNY_CONFIG", tma_config)
+    M, N, K = 3, 40, 104  # rows of 104 halves: 16-byte aligned, a TMA descriptor can describe them
+    x, w = signed((M, K), 32, "cpu", torch.float16), signed((N, K), 33, "cpu", torch.float16)
+    out = poisoned(M, N, torch.float16, "cpu")
+    kg.linear(x, w, out)
+    assert rel_err(out, x.double() @ w.double().t()) < DTYPES["fp16"].tolerance
+    assert kg.chosen_config("linear", M, N, K, torch.float16)["USE_TMA"]
+
+
+def test_linear_split_k_counters_rearm(device):
+    # The last split of each band resets its arrival counter: a second call must be right too.
+    M, N, K = 3, 40, 104
+    x, w = signed((M, K), 20, device, torch.float16), signed((N, K), 21, device, torch.float16)
+    for _ in range(2):
+        out = poisoned(M, N, torch.float16, device)
+        kg.linear(x, w, out)
+        assert rel_err(out, x.double() @ w.double().t()) < DTYPES["fp16"].tolerance
+    assert not kg._WORKSPACE[x.device][1].any()
+
+
+def test_linear_many_rows_takes_the_tiled_gemm(device):
+    M, N, K = kg.SKINNY_MAX_M + 3, 24, 40
+    x, w = signed((M, K), 22, device, torch.float16), signed((N, K), 23, device, torch.float16)
+    out = kg.linear(x, w)
+    assert rel_err(out, x.double() @ w.double().t()) < DTYPES["fp16"].tolerance
+    assert kg.chosen_config("linear", M, N, K, torch.float16)["kernel"].startswith("gemm_")
+
+
+@interpreter_bf16_broken
+def test_linear_bf16(device):
+    M, N, K = 4, 40, 104
+    x, w = signed((M, K), 24, device, torch.bfloat16), signed((N, K), 25, device, torch.bfloat16)
+    assert rel_err(kg.linear(x, w), x.double() @ w.double().t()) < DTYPES["bf16"].tolerance
+
+
+@settings(max_examples=6, deadline=None)
+@given(M=st.integers(1, 70), N=st.integers(1, 70), K=st.integers(1, 70), half=st.booleans())
+def test_matmul_sizes(M, N, K, half):
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.float16 if half else torch.float32
+    a, b = signed((M, K), M, device, dtype), signed((K, N), N, device, dtype)
+    out = kg.matmul(a, b)
+    assert rel_err(out, a.double() @ b.double()) < DTYPES["fp16" if half else "fp32"].tolerance
+
+
+def test_empty_problems(device):
+    a, b = signed((5, 0), 28, device), signed((0, 7), 29, device)
+    assert torch.equal(kg.matmul(a, b), torch.zeros((5, 7), device=device))
+    x, w = signed((0, 8), 30, device, torch.float16), signed((3, 8), 31, device, torch.float16)
+    assert kg.linear(x, w).shape == (0, 3)
+
+
+def test_chosen_config_is_json(device):
+    a, b = signed((37, 45), 26, device), signed((45, 29), 27, device)
+    kg.matmul(a, b)
+    config = kg.chosen_config("matmul", 37, 29, 45, torch.float32, "ieee")
+    assert config["kernel"] in ("gemm_fma", "gemm_pointer") and config["BM"] > 0
+    json.dumps(config)
+
+
+def test_flop_and_byte_model():
+    assert kg.gemm_flops(3, 5, 7) == 2 * 3 * 5 * 7
+    assert kg.gemm_bytes(3, 5, 7, 2, 2) == (3 * 7 + 7 * 5) * 2 + 3 * 5 * 2
+    assert kg.gemm_bytes(3, 5, 7, 1, 2) == (3 * 7 + 7 * 5) + 3 * 5 * 2
+
+
+# --- workload declarations ------------------------------------------------------------------
+
+GEMM_WORKLOADS = ("gemm-square", "gemm-k-sweep", "gemm-shape-search", "gemm-skinny")
+
+
+def test_workloads_registered_with_cases():
+    workloads = all_workloads()
+    for name in GEMM_WORKLOADS:
+        w = workloads[name]
+        assert w.family == "gemm"
+        assert all(w.cases[mode] for mode in ("quick", "full", "interpret"))
+    square = workloads["gemm-square"]
+    assert {p["M"] for p in square.cases["full"]} == {256, 512, 1024, 2048, 4096, 8192, 16384}
+    assert {"M": 8192, "N": 8192, "K": 8192} in square.cases["quick"]
+    assert set(square.dtypes) == {"fp32", "tf32", "fp16", "bf16", "fp8"}
+    assert {p["M"] for p in workloads["gemm-skinny"].cases["full"]} == set(wg.SKINNY_M)
+    assert "bf16" in workloads["gemm-shape-search"].dtypes
+
+
+def test_workload_flops_and_bytes():
+    w = all_workloads()["gemm-square"]
+    p = {"M": 8192, "N": 8192, "K": 8192}
+    assert w.flops(p, "bf16") == 2 * 8192 ** 3
+    assert w.bytes(p, "bf16") == 3 * 8192 ** 2 * 2
+    assert w.bytes(p, "fp32") == w.bytes(p, "tf32") == 3 * 8192 ** 2 * 4
+    assert w.bytes(p, "fp8") == 2 * 8192 ** 2 + 8192 ** 2 * 2 + 8
+    skinny = all_workloads()["gemm-skinny"]
+    p = {"M": 1, "N": 8192, "K": 8192}
+    assert skinny.bytes(p, "bf16") == (8192 + 8192 * 8192 + 8192) * 2
+    assert skinny.flops(p, "bf16") == 2 * 8192 * 8192
+
+
+def test_skips_are_reasons():
+    square = all_workloads()["gemm-square"]
+    assert square.skip({"M": 16384, "N": 16384, "K": 16384}, "fp32", "cuda")
+    assert square.skip({"M": 16384, "N": 16384, "K": 16384}, "bf16", "cuda") is None
+    search = all_workloads()["gemm-shape-search"]
+    assert sum(search.skip(p, "fp8", "cuda") is None for p in search.cases["full"]) == 9
+    skinny = all_workloads()["gemm-skinny"]
+    assert sum(skinny.skip(p, "fp16", "cuda") is None for p in skinny.cases["full"]) == 7
+    assert not any(skinny.skip(p, "fp16", "cpu") for p in skinny.cases["interpret"])
+
+
+def run_case(workload, params, dtype, device, seed=0):
+    """What the runner does for one case: inputs, poisoned output, one call, check."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+    inputs = workload.make_inputs(params, dtype, device, gen)
+    inputs["out"].fill_(float("nan"))
+    impl = next(i for i in workload.impls_for(dtype) if i.name == "triton")
+    out = impl.prepare(inputs)()
+    view = workload.check_view(out, params) if workload.check_view else out
+    ref = workload.reference(inputs, params, dtype)
+    tol = workload.tolerance.get(dtype, DTYPES[dtype].tolerance)
+    return rel_err(view, ref), tol, impl.config(inputs) if impl.config else None
+
+
+@pytest.mark.parametrize("name", GEMM_WORKLOADS)
+def test_interpret_cases_end_to_end(name, device):
+    workload = all_workloads()[name]
+    for dtype in workload.dtypes:
+        if dtype == "bf16" and INTERPRETING:
+            continue  # triton#11584; the Triton impl raises Skip there (test below)
+        if dtype == "fp8" and device == "cuda" and torch.cuda.get_device_capability() < (9, 0):
+            continue
+        for params in workload.cases["interpret"]:
+            if workload.skip and workload.skip(params, dtype, device):
+                continue
+            err, tol, config = run_case(workload, params, dtype, device)
+            assert err < tol, (name, dtype, params, err)
+            assert config is not None and "kernel" in config
+
+
+@pytest.mark.skipif(not INTERPRETING, reason="interpreter-only skip")
+def test_bf16_triton_skips_in_interpreter():
+    w = all_workloads()["gemm-square"]
+    inputs = w.make_inputs(w.cases["interpret"][0], "bf16", "cpu", torch.Generator().manual_seed(0))
+    with pytest.raises(Skip):
+        w.impls[0].prepare(inputs)
+
+
+def test_vendor_rows_run_on_cpu():
+    # The vendor closures (tf32 switch, scaled_mm layouts) as the runner calls them.
+    for name, dtype in (("gemm-square", "tf32"), ("gemm-square", "fp32"), ("gemm-square", "fp8"),
+                        ("gemm-skinny", "fp16")):
+        w = all_workloads()[name]
+        params = w.cases["interpret"][0]
+        before = torch.backends.cuda.matmul.fp32_precision
+        for impl in w.impls_for(dtype):
+            if not impl.vendor:
+                continue
+            inputs = w.make_inputs(params, dtype, "cpu", torch.Generator().manual_seed(1))
+            out = impl.prepare(inputs)()
+            ref = w.reference(inputs, params, dtype)
+            assert rel_err(w.check_view(out, params), ref) < DTYPES[dtype].tolerance, (name, impl.name)
+        assert torch.backends.cuda.matmul.fp32_precision == before
+
+
+class TestSlicedCheck:
+    """Big cases compare sampled rows/columns plus every row and column sum."""
+
+    P = {"M": 70, "N": 48, "K": 33}
+
+    @pytest.fixture(autouse=True)
+    def small_threshold(self, monkeypatch):
+        monkeypatch.setattr(wg, "_FULL_CHECK_MAX", 1000)
+
+    def setup_case(self, device):
+        w = all_workloads()["gemm-square"]
+        inputs = w.make_inputs(self.P, "fp32", device, torch.Generator(device=device).manual_seed(3))
+        exact = (inputs["a"].double() @ inputs["b"].double()).float()
+        return w, inputs, exact
+
+    def test_right_output_passes(self, device):
+        w, inputs, exact = self.setup_case(device)
+        assert wg._sliced(self.P)
+        view, ref = w.check_view(exact, self.P), w.reference(inputs, self.P, "fp32")
+        assert view.numel() < exact.numel() + 70 + 48
+        assert rel_err(view, ref) < 1e-6
+
+    def test_unwritten_element_off_the_probes_fails(self, device):
+        w, inputs, exact = self.setup_case(device)
+        exact[20, 30] = float("nan")  # row 20 and column 30 are not sampled
+        assert 20 not in wg._probes(70) and 30 not in wg._probes(48)
+        err = rel_err(w.check_view(exact, self.P), w.reference(inputs, self.P, "fp32"))
+        assert not err < DTYPES["fp32"].tolerance
+
+    def test_misplaced_tile_off_the_probes_fails(self, device):
+        w, inputs, exact = self.setup_case(device)
+        moved = exact.clone()
+        moved[4:20, 2:18], moved[4:20, 18:34] = exact[4:20, 18:34], exact[4:20, 2:18]
+        err = rel_err(w.check_view(moved, self.P), w.reference(inputs, self.P, "fp32"))
+        assert err > 10 * DTYPES["fp32"].tolerance
