@@ -1,9 +1,10 @@
 """Timing: closures in, raw samples out; statistics computed in one place.
 
-On a GPU, each implementation is warmed up, its per-call time estimated, and a
-CUDA graph of `inner` back-to-back calls captured (launch gaps would otherwise
-dominate microsecond kernels); each sample is one graph replay between two
-device events, divided by `inner`. The implementations of a case are timed in
+On a GPU, each implementation is warmed up and its per-call time estimated;
+calls shorter than `graph_below_s` are captured as a CUDA graph of `inner`
+back-to-back calls (launch gaps would otherwise dominate microsecond kernels),
+longer ones run as `inner` plain launches; each sample is one replay or loop
+between two device events, divided by `inner`. The implementations of a case are timed in
 alternating rounds (A B C, B C A, ...) so a GPU drifting towards its power cap
 or heating up affects all of them alike; each keeps its own measurement window.
 """
@@ -54,8 +55,12 @@ class TimingPolicy:
     budget_s: float = 0.2  # timed seconds per implementation and case, all rounds together
     rounds: int = 5
     min_samples: int = 10
-    target_sample_s: float = 1e-3  # one graph replay lasts at least this long
+    target_sample_s: float = 1e-3  # one sample (graph replay or loop) lasts at least this long
     max_inner: int = 1000
+    # CUDA graphs only where launch overhead would dominate: longer calls are
+    # timed as plain launches, the way a user runs them (a graph also turns a
+    # torch copy into a memcpy node, which runs differently from the kernel).
+    graph_below_s: float = 1e-4
 
 
 def time_on_gpu(fns: dict[str, Callable[[], object]], policy: TimingPolicy = TimingPolicy(),
@@ -70,7 +75,10 @@ def time_on_gpu(fns: dict[str, Callable[[], object]], policy: TimingPolicy = Tim
         t = _estimate(fn, policy.warmup_s)
         inner = min(policy.max_inner, max(1, math.ceil(policy.target_sample_s / t)))
         inner = math.ceil(inner / inner_multiple) * inner_multiple  # whole rotations of input sets
-        run, method, note = _capture(fn, inner) if use_graph else (_loop(fn, inner), "cuda-events", "")
+        if use_graph and t < policy.graph_below_s:
+            run, method, note = _capture(fn, inner)
+        else:
+            run, method, note = _loop(fn, inner), "cuda-events", ""
         runs[name], per_call[name], meta[name] = run, t, (method, inner, note)
 
     samples: dict[str, list[float]] = {n: [] for n in fns}

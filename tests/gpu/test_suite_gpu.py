@@ -21,13 +21,15 @@ def test_env_reads_the_gpu(ctx):
     assert gpu["max_sm_clock_mhz"] and gpu["power_limit_w"] and ctx.env["driver"]
 
 
-def test_streaming_case_records_graph_timing_and_telemetry(ctx):
+@pytest.mark.parametrize("array_bytes, method", [(4 << 20, "cuda-graph"), (256 << 20, "cuda-events")])
+def test_streaming_case_records_timing_and_telemetry(ctx, array_bytes, method):
     recs = []
     w = all_workloads()["stream-triad"]
-    runner.run_task(runner.Task(w, {"array_bytes": 256 << 20}, "bf16"), ctx, recs.append)
+    runner.run_task(runner.Task(w, {"array_bytes": array_bytes}, "bf16"), ctx, recs.append)
     assert [r.status for r in recs] == ["ok", "ok"], [r.reason for r in recs]
     for r in recs:
-        assert r.timing["method"] == "cuda-graph" and r.timing["meaningful"]
+        # Graphs only for microsecond calls, where launch gaps would dominate.
+        assert r.timing["method"] == method and r.timing["meaningful"]
         assert r.telemetry and r.telemetry["samples"] > 0 and r.telemetry["sm_clock_mhz"]["max"] > 0
         assert 1e11 < r.bytes_per_s < 2e13  # between 100 GB/s and 20 TB/s: a sane HBM figure
 
