@@ -105,8 +105,8 @@ for _k in ks.TRAFFIC:
         impls=(
             Impl("triton", vendor=False,
                  prepare=lambda inp, k=_k: (lambda: ks.stream(k, inp["a"], inp["b"], inp["out"], inp["s"])),
-                 config=lambda inp, k=_k: ks.config(k, inp["out"].element_size() if k != "read"
-                                                    else inp["a"].element_size())),
+                 config=lambda inp, k=_k: ks.config(k, (inp["a"] if k == "read" else inp["out"]).element_size(),
+                                                    on_gpu=inp["out"].is_cuda)),
             Impl(_TORCH_NAME[_k], vendor=True, prepare=_torch_path(_k)),
         ),
         reference=_reference(_k),
