@@ -82,10 +82,13 @@ def test_sdpa_backends_on_a_ragged_gqa_batch(ctx):
     recs = run(ctx, "decode-attention", attn_case(8, 32, 8, 4096, ragged=True))
     assert recs["triton"].status == "ok", recs["triton"].reason
     assert recs["sdpa-flash"].status == "skipped" and "mask" in recs["sdpa-flash"].reason
-    assert recs["sdpa-efficient"].status == "ok", recs["sdpa-efficient"].reason
-    assert recs["sdpa-efficient"].moved_bytes > recs["sdpa-efficient"].bytes  # reads the padding too
-    assert recs["sdpa-cudnn"].status in ("ok", "skipped") and (recs["sdpa-cudnn"].status == "ok"
-                                                             or recs["sdpa-cudnn"].reason)
+    # torch 2.11's memory-efficient backend refuses GQA (it needs equal head
+    # counts; seen on the H200, 2026-11-30): then it must be a recorded skip.
+    eff = recs["sdpa-efficient"]
+    assert eff.status == "ok" or (eff.status == "skipped" and "num_heads" in eff.reason), eff.reason
+    ran = [r for name, r in recs.items() if name.startswith("sdpa") and r.status == "ok"]
+    assert ran, "no SDPA backend ran the ragged GQA batch"
+    assert all(r.moved_bytes > r.bytes for r in ran)  # a masked padded batch reads the padding too
 
 
 def test_sdpa_backends_on_a_uniform_gqa_batch(ctx):
