@@ -1,8 +1,8 @@
-"""`python -m suite`: sweep, report, compare, specs, env.
+"""`python -m suite`: sweep, collectives, report, compare, specs, env.
 
-Only `sweep` and `env` import torch and triton; `report`, `compare` and
-`specs` read results files and the spec database and start in a fraction of a
-second on a machine without a GPU.
+Only `sweep`, `collectives` and `env` import torch and triton; `report`,
+`compare` and `specs` read results files and the spec database and start in a
+fraction of a second on a machine without a GPU.
 
 Every user error ends in one line on stderr and exit status 2.
 """
@@ -40,6 +40,48 @@ examples:
   python -m suite sweep --quick --dry-run            # what would run
   python -m suite sweep --out r.jsonl --resume       # continue an interrupted sweep
   python -m suite sweep --interpret                  # no GPU: check kernels in Triton's interpreter
+  python -m suite sweep --all-gpus --quick           # every GPU of this node, one process each
+
+With --all-gpus the same sweep runs on every GPU at once, one process per GPU
+started through torchrun; each rank appends to its own part file
+(FILE.jsonl.rank<r>.part) as it goes, and at the end rank 0 gathers all ranks'
+records, each naming its host, rank, GPU index and UUID, into --out. Across
+nodes, start it with torchrun on each node yourself, e.g.
+  torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
+      -m suite sweep --quick --out cluster.jsonl
+"""
+
+
+COLLECTIVES_HELP = """\
+Measure the interconnect through torch.distributed's NCCL backend, one process
+per GPU: all-reduce, all-gather, reduce-scatter, all-to-all, broadcast (from
+rank 0) and send/recv (rank r sends to r+1 while receiving from r-1), over
+message sizes from --min-bytes to --max-bytes in x4 steps.
+
+Each (collective, size) is first verified: every rank's input is a known,
+non-zero, rank- and position-dependent pattern, outputs are poisoned with NaN,
+and every rank's whole output is compared with the known answer (normwise,
+within the dtype's tolerance): a wrong output is a failed record, never a
+figure. Then, after warm-up and a barrier, each rank times many back-to-back
+calls with CUDA events; the time per call is the largest of the ranks'
+medians. Rank 0 appends one JSON line per (collective, size) to --out, with
+the message size S as nccl-tests count it (the whole buffer: all-gather's
+output, reduce-scatter's input) and the time per call t, from which
+
+  algbw = S / t                 busbw = algbw * factor(op, n ranks)
+  all-reduce 2(n-1)/n; all-gather, reduce-scatter, all-to-all (n-1)/n;
+  broadcast, send/recv 1
+
+busbw is comparable with one GPU's unidirectional link bandwidth (half a
+"bidirectional" figure such as NVLink 4's 900 GB/s). NVLink multicast (NVLS)
+is kept off in every process (NCCL_NVLS_ENABLE=0 and the like).
+
+examples:
+  python -m suite collectives --all-gpus                       # this node, 1 KiB .. 4 GiB
+  python -m suite collectives --all-gpus --ops all-reduce,all-gather --max-bytes 256MiB
+  python -m suite collectives --all-gpus --cpu --nproc 4       # no GPU: gloo on the CPU
+  torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
+      -m suite collectives --out cluster-coll.jsonl             # across nodes
 """
 
 
@@ -73,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true",
                    help="skip measurements already in --out (same workload, case, dtype, impl and GPU)")
     s.add_argument("--device", type=int, default=0, metavar="N", help="CUDA device index (default 0)")
+    s.add_argument("--all-gpus", action="store_true",
+                   help="sweep every GPU of this machine at once, one process per GPU through torchrun; "
+                        "rank 0 gathers all records into --out (--device is then ignored)")
+    s.add_argument("--nproc", type=int, metavar="N",
+                   help="with --all-gpus: how many processes (default: one per GPU); with --interpret, "
+                        "N processes on the CPU")
     s.add_argument("--interpret", action="store_true",
                    help="no GPU needed: run the sweep's verification through Triton's interpreter on the "
                         "CPU at tiny sizes; timings are recorded as not meaningful")
@@ -87,6 +135,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="print the cases the sweep would run, and exit")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.add_argument("--no-report", action="store_true", help="do not print the report at the end")
+
+    co = sub.add_parser("collectives", help="interconnect bandwidth: NCCL collectives over message sizes, "
+                        "verified, timed, one process per GPU",
+                        description=COLLECTIVES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    co.add_argument("--all-gpus", action="store_true",
+                    help="one process per GPU of this machine, started through torchrun (without it, "
+                         "start the command under torchrun yourself)")
+    co.add_argument("--nproc", type=int, metavar="N",
+                    help="with --all-gpus: how many processes (default: one per GPU; 2 with --cpu)")
+    co.add_argument("--ops", type=_csv, metavar="OPS",
+                    help="comma-separated collectives (default: all-reduce, all-gather, reduce-scatter, "
+                         "all-to-all, broadcast, send-recv)")
+    co.add_argument("--min-bytes", default="1KiB", metavar="SIZE", help="smallest message (default 1KiB)")
+    co.add_argument("--max-bytes", metavar="SIZE",
+                    help="largest message (default 4GiB on GPUs, 64KiB with --cpu); sizes go up in x4 steps")
+    co.add_argument("--dtype", default="bf16", metavar="DTYPE", help="payload type: bf16 (default), fp16, fp32")
+    co.add_argument("--budget", type=float, default=0.2, metavar="SECONDS",
+                    help="timed seconds per collective and size (default 0.2)")
+    co.add_argument("--out", type=Path, metavar="FILE.jsonl",
+                    help="results file to append to (default: results/collectives-<gpu>-x<n>-<time>.jsonl)")
+    co.add_argument("--cpu", action="store_true",
+                    help="no GPU needed: run the same code over gloo on the CPU at small sizes; timings "
+                         "are recorded as not meaningful")
+    co.add_argument("--no-progress", action="store_true", help="no progress bar")
+    co.add_argument("--no-report", action="store_true", help="do not print the bandwidth table at the end")
 
     r = sub.add_parser("report", help="tables (and a roofline plot) from results files; no GPU needed",
                        description="Per-GPU roofline tables from one or more results files: measured "
@@ -185,6 +258,11 @@ def cmd_sweep(args) -> int:
         if not 0 <= args.device < torch.cuda.device_count():
             raise UsageError(f"--device {args.device} does not exist: this machine has "
                              f"{torch.cuda.device_count()} CUDA device(s), 0..{torch.cuda.device_count() - 1}")
+    if args.nproc is not None and not args.all_gpus:
+        raise UsageError("--nproc needs --all-gpus")
+    from suite import distributed
+    if args.all_gpus or distributed.under_torchrun():
+        return distributed.sweep(args, tasks, mode)
     if args.resume and (args.out is None or not args.out.exists()):
         raise UsageError("--resume needs --out naming an existing results file")
 
@@ -238,6 +316,12 @@ def _import_torch():
     return torch
 
 
+def cmd_collectives(args) -> int:
+    _import_torch()
+    from suite import collectives
+    return collectives.main(args)
+
+
 # ------------------------------------------------------- report, compare, specs, env
 
 def cmd_report(args) -> int:
@@ -285,7 +369,8 @@ def cmd_env(args) -> int:
     return 0
 
 
-COMMANDS = {"sweep": cmd_sweep, "report": cmd_report, "compare": cmd_compare, "specs": cmd_specs, "env": cmd_env}
+COMMANDS = {"sweep": cmd_sweep, "collectives": cmd_collectives, "report": cmd_report, "compare": cmd_compare,
+            "specs": cmd_specs, "env": cmd_env}
 
 
 def main(argv: list[str] | None = None) -> int:
