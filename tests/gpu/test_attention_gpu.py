@@ -29,11 +29,8 @@ def _candidates(head_dim):
     if not HAS_CUDA:
         return []
     cap = torch.cuda.get_device_capability()
-    return [(c, causal) for causal in (False, True) for c in ka.flash_candidates(head_dim, cap, causal)]
-
-
-def _name(pair):
-    return f"{pair[0].name}-{'causal' if pair[1] else 'full'}"
+    return [pytest.param(c, causal, id=f"{c.name}-{'causal' if causal else 'full'}")
+            for causal in (False, True) for c in ka.flash_candidates(head_dim, cap, causal)]
 
 
 def _case(B, H, S, D, causal):
@@ -52,7 +49,7 @@ def _impl(name):
     return next(i for i in W.impls if i.name == name)
 
 
-@pytest.mark.parametrize("cfg, causal", _candidates(128), ids=_name)
+@pytest.mark.parametrize("cfg, causal", _candidates(128))
 def test_every_fused_config_bf16(cfg, causal):
     params = _case(2, 8, 2048, 128, causal)
     inp = _inputs(params)
@@ -61,7 +58,7 @@ def test_every_fused_config_bf16(cfg, causal):
     assert _err(out, inp, params) <= BF16_TOL
 
 
-@pytest.mark.parametrize("cfg, causal", _candidates(64), ids=_name)
+@pytest.mark.parametrize("cfg, causal", _candidates(64))
 def test_every_fused_config_ragged(cfg, causal):
     """S = 1000: not a multiple of any block; TMA zero-fills the tail reads and clips the writes."""
     params = _case(1, 4, 1000, 64, causal)
