@@ -52,22 +52,35 @@ def _block(esize: int, num_warps: int) -> int:
 
 
 @triton.jit
-def _elementwise_kernel(a_ptr, b_ptr, out_ptr, s, n, size_class, OP: tl.constexpr, BLOCK: tl.constexpr):
-    # size_class is only an autotuning key (see _size_class).
+def _load(ptr, mask, STREAMING: tl.constexpr):
+    if STREAMING:  # each byte is used once: let it leave L2 first
+        return tl.load(ptr, mask=mask, eviction_policy="evict_first")
+    return tl.load(ptr, mask=mask)
+
+
+@triton.jit
+def _elementwise_kernel(a_ptr, b_ptr, out_ptr, s, n, size_class, OP: tl.constexpr, BLOCK: tl.constexpr,
+                        STREAMING: tl.constexpr):
+    # size_class is only an autotuning key (see _size_class). STREAMING marks
+    # loads evict-first and stores streaming (.cs), so a pass over HBM does not
+    # churn L2; the autotuner keeps it only where it is faster.
     # 64-bit offsets: arrays of 2^31 elements and more are part of the sweep.
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n
     if OP == 0:  # copy: no arithmetic, no conversion
-        v = tl.load(a_ptr + offs, mask=mask)
+        v = _load(a_ptr + offs, mask, STREAMING)
     elif OP == 1:  # scale
-        v = s * tl.load(a_ptr + offs, mask=mask).to(tl.float32)
+        v = s * _load(a_ptr + offs, mask, STREAMING).to(tl.float32)
     elif OP == 2:  # add
-        v = tl.load(a_ptr + offs, mask=mask).to(tl.float32) + tl.load(b_ptr + offs, mask=mask).to(tl.float32)
+        v = _load(a_ptr + offs, mask, STREAMING).to(tl.float32) + _load(b_ptr + offs, mask, STREAMING).to(tl.float32)
     elif OP == 3:  # triad
-        v = tl.load(a_ptr + offs, mask=mask).to(tl.float32) + s * tl.load(b_ptr + offs, mask=mask).to(tl.float32)
+        v = _load(a_ptr + offs, mask, STREAMING).to(tl.float32) + s * _load(b_ptr + offs, mask, STREAMING).to(tl.float32)
     else:  # fill
         v = tl.full((BLOCK,), s, tl.float32)
-    tl.store(out_ptr + offs, v.to(out_ptr.dtype.element_ty), mask=mask)
+    if STREAMING:
+        tl.store(out_ptr + offs, v.to(out_ptr.dtype.element_ty), mask=mask, cache_modifier=".cs")
+    else:
+        tl.store(out_ptr + offs, v.to(out_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -88,7 +101,8 @@ SUM_CHUNKS = 8
 
 
 def _elementwise_configs():
-    return [triton.Config({"BLOCK": b}, num_warps=w) for b in (2048, 4096, 8192, 16384, 32768) for w in (4, 8)]
+    return [triton.Config({"BLOCK": b, "STREAMING": st}, num_warps=w)
+            for b in (2048, 4096, 8192, 16384, 32768) for w in (4, 8) for st in (False, True)]
 
 
 def _vectors_per_thread(block: int, num_warps: int, esize: int) -> float:
@@ -126,8 +140,8 @@ def config(kernel: str, esize: int, on_gpu: bool = True) -> dict:
         return {"BLOCK": _block(esize, NUM_WARPS), "CHUNKS": SUM_CHUNKS, "num_warps": NUM_WARPS}
     best = _elementwise_tuned.best_config if on_gpu else None
     if best is None:  # the interpreter (or no launch yet): the fixed configuration
-        return {"BLOCK": _block(esize, NUM_WARPS), "num_warps": NUM_WARPS}
-    return {"BLOCK": best.kwargs["BLOCK"], "num_warps": best.num_warps, "autotuned": True}
+        return {"BLOCK": _block(esize, NUM_WARPS), "STREAMING": False, "num_warps": NUM_WARPS}
+    return {**best.kwargs, "num_warps": best.num_warps, "autotuned": True}
 
 
 def stream(kernel: str, a: torch.Tensor | None, b: torch.Tensor | None, out: torch.Tensor,
@@ -165,5 +179,5 @@ def stream(kernel: str, a: torch.Tensor | None, b: torch.Tensor | None, out: tor
     else:  # Triton's interpreter: nothing to tune
         cfg = config(kernel, out.element_size(), on_gpu=False)
         _elementwise_kernel[(triton.cdiv(n, cfg["BLOCK"]),)](*args, OP=_OP_CODE[kernel], BLOCK=cfg["BLOCK"],
-                                                            num_warps=cfg["num_warps"])
+                                                            STREAMING=cfg["STREAMING"], num_warps=cfg["num_warps"])
     return out

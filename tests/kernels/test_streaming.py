@@ -98,3 +98,18 @@ def test_rejects_bad_arguments(device):
         ks.stream("copy", torch.ones(11, device=device), None, a)
     with pytest.raises(ValueError, match="1-element float32"):
         ks.stream("read", a, None, torch.empty(2, device=device))
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+@pytest.mark.parametrize("kernel", ELEMENTWISE)
+def test_cache_hint_variants_compute_the_same(kernel, streaming, device):
+    """Both autotuning variants (plain, and evict-first loads with streaming stores) are right."""
+    import triton
+    n = 3000
+    a, b = _rand(n, torch.float32, device, 1), _rand(n, torch.float32, device, 2)
+    out = torch.full((n,), math.nan, device=device)
+    ks._elementwise_kernel[(triton.cdiv(n, 1024),)](a, b, out, 1.25, n, 0, OP=ks._OP_CODE[kernel], BLOCK=1024,
+                                                    STREAMING=streaming)
+    ref = torch.full((n,), 1.25, dtype=torch.float64, device=device) if kernel == "fill" else \
+        _expected(kernel, a, b, 1.25)
+    assert torch.isfinite(out).all() and _rel(out, ref) < 1e-6
