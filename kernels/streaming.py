@@ -18,6 +18,8 @@ Traffic model (minimum bytes of one call, n elements of `esize` bytes):
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import triton
 import triton.language as tl
@@ -52,34 +54,27 @@ def _block(esize: int, num_warps: int) -> int:
 
 
 @triton.jit
-def _load(ptr, mask, STREAMING: tl.constexpr):
-    if STREAMING:  # each byte is used once: let it leave L2 first
-        return tl.load(ptr, mask=mask, eviction_policy="evict_first")
-    return tl.load(ptr, mask=mask)
-
-
-@triton.jit
-def _elementwise_kernel(a_ptr, b_ptr, out_ptr, s, n, size_class, OP: tl.constexpr, BLOCK: tl.constexpr,
-                        STREAMING: tl.constexpr):
-    # size_class is only an autotuning key (see _size_class). STREAMING marks
-    # loads evict-first and stores streaming (.cs), so a pass over HBM does not
-    # churn L2; the autotuner keeps it only where it is faster.
-    # 64-bit offsets: arrays of 2^31 elements and more are part of the sweep.
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n
-    if OP == 0:  # copy: no arithmetic, no conversion
-        v = _load(a_ptr + offs, mask, STREAMING)
-    elif OP == 1:  # scale
-        v = s * _load(a_ptr + offs, mask, STREAMING).to(tl.float32)
-    elif OP == 2:  # add
-        v = _load(a_ptr + offs, mask, STREAMING).to(tl.float32) + _load(b_ptr + offs, mask, STREAMING).to(tl.float32)
-    elif OP == 3:  # triad
-        v = _load(a_ptr + offs, mask, STREAMING).to(tl.float32) + s * _load(b_ptr + offs, mask, STREAMING).to(tl.float32)
-    else:  # fill
-        v = tl.full((BLOCK,), s, tl.float32)
-    if STREAMING:
-        tl.store(out_ptr + offs, v.to(out_ptr.dtype.element_ty), mask=mask, cache_modifier=".cs")
-    else:
+def _elementwise_kernel(a_ptr, b_ptr, out_ptr, s, n, size_class, OP: tl.constexpr, BLOCK: tl.constexpr):
+    # size_class is only an autotuning key (see _size_class). Each program
+    # walks blocks pid, pid + programs, ...: one block each when the grid
+    # covers the array, several when the grid is capped at a few programs per
+    # SM (a persistent grid; the autotuner chooses).
+    n_blocks = tl.cdiv(n, BLOCK)
+    # A 64-bit start makes the loop index 64-bit: arrays of 2^31 elements and
+    # more are part of the sweep.
+    for blk in range(tl.program_id(0).to(tl.int64), n_blocks, tl.num_programs(0)):
+        offs = blk * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < n
+        if OP == 0:  # copy: no arithmetic, no conversion
+            v = tl.load(a_ptr + offs, mask=mask)
+        elif OP == 1:  # scale
+            v = s * tl.load(a_ptr + offs, mask=mask).to(tl.float32)
+        elif OP == 2:  # add
+            v = tl.load(a_ptr + offs, mask=mask).to(tl.float32) + tl.load(b_ptr + offs, mask=mask).to(tl.float32)
+        elif OP == 3:  # triad
+            v = tl.load(a_ptr + offs, mask=mask).to(tl.float32) + s * tl.load(b_ptr + offs, mask=mask).to(tl.float32)
+        else:  # fill
+            v = tl.full((BLOCK,), s, tl.float32)
         tl.store(out_ptr + offs, v.to(out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -101,8 +96,11 @@ SUM_CHUNKS = 8
 
 
 def _elementwise_configs():
-    return [triton.Config({"BLOCK": b, "STREAMING": st}, num_warps=w)
-            for b in (2048, 4096, 8192, 16384, 32768) for w in (4, 8) for st in (False, True)]
+    # PROGRAMS_PER_SM 0: one program per block; otherwise a persistent grid.
+    # (Cache hints, evict-first loads and streaming stores, were candidates
+    # too: on the H200 they never won, so they are gone.)
+    return [triton.Config({"BLOCK": b, "PROGRAMS_PER_SM": p}, num_warps=w)
+            for b in (2048, 4096, 8192, 16384, 32768) for w in (4, 8) for p in (0, 8)]
 
 
 def _vectors_per_thread(block: int, num_warps: int, esize: int) -> float:
@@ -129,6 +127,11 @@ _elementwise_tuned = triton.autotune(_elementwise_configs(), key=["size_class", 
                                      do_bench=_autotune_bench)(_elementwise_kernel)
 
 
+@functools.lru_cache(maxsize=None)
+def _sm_count(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
 def _size_class(nbytes: int) -> int:
     """Working sets a factor of 16 apart share a class (1-16 MiB, 16-256 MiB, ...)."""
     return nbytes.bit_length() // 4
@@ -140,7 +143,7 @@ def config(kernel: str, esize: int, on_gpu: bool = True) -> dict:
         return {"BLOCK": _block(esize, NUM_WARPS), "CHUNKS": SUM_CHUNKS, "num_warps": NUM_WARPS}
     best = _elementwise_tuned.best_config if on_gpu else None
     if best is None:  # the interpreter (or no launch yet): the fixed configuration
-        return {"BLOCK": _block(esize, NUM_WARPS), "STREAMING": False, "num_warps": NUM_WARPS}
+        return {"BLOCK": _block(esize, NUM_WARPS), "PROGRAMS_PER_SM": 0, "num_warps": NUM_WARPS}
     return {**best.kwargs, "num_warps": best.num_warps, "autotuned": True}
 
 
@@ -175,9 +178,15 @@ def stream(kernel: str, a: torch.Tensor | None, b: torch.Tensor | None, out: tor
     # Unused pointer arguments get `out`, so the kernel signature stays one.
     args = (a if a is not None else out, b if b is not None else out, out, s, n, size_class)
     if out.is_cuda:
-        _elementwise_tuned[lambda meta: (triton.cdiv(n, meta["BLOCK"]),)](*args, OP=_OP_CODE[kernel])
+        sms = _sm_count(out.device)
+
+        def grid(meta):
+            blocks = triton.cdiv(n, meta["BLOCK"])
+            return (min(blocks, sms * meta["PROGRAMS_PER_SM"]) if meta["PROGRAMS_PER_SM"] else blocks,)
+
+        _elementwise_tuned[grid](*args, OP=_OP_CODE[kernel])
     else:  # Triton's interpreter: nothing to tune
         cfg = config(kernel, out.element_size(), on_gpu=False)
         _elementwise_kernel[(triton.cdiv(n, cfg["BLOCK"]),)](*args, OP=_OP_CODE[kernel], BLOCK=cfg["BLOCK"],
-                                                            STREAMING=cfg["STREAMING"], num_warps=cfg["num_warps"])
+                                                            num_warps=cfg["num_warps"])
     return out

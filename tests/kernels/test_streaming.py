@@ -100,16 +100,16 @@ def test_rejects_bad_arguments(device):
         ks.stream("read", a, None, torch.empty(2, device=device))
 
 
-@pytest.mark.parametrize("streaming", [False, True])
+@pytest.mark.parametrize("programs", [1, 3, 100])
 @pytest.mark.parametrize("kernel", ELEMENTWISE)
-def test_cache_hint_variants_compute_the_same(kernel, streaming, device):
-    """Both autotuning variants (plain, and evict-first loads with streaming stores) are right."""
+def test_persistent_grid_covers_every_block(kernel, programs, device):
+    """Fewer programs than blocks (the persistent candidates) still write every element once."""
     import triton
-    n = 3000
+    n = 5 * 1024 + 17
     a, b = _rand(n, torch.float32, device, 1), _rand(n, torch.float32, device, 2)
     out = torch.full((n,), math.nan, device=device)
-    ks._elementwise_kernel[(triton.cdiv(n, 1024),)](a, b, out, 1.25, n, 0, OP=ks._OP_CODE[kernel], BLOCK=1024,
-                                                    STREAMING=streaming)
+    assert triton.cdiv(n, 1024) == 6
+    ks._elementwise_kernel[(min(programs, 6),)](a, b, out, 1.25, n, 0, OP=ks._OP_CODE[kernel], BLOCK=1024)
     ref = torch.full((n,), 1.25, dtype=torch.float64, device=device) if kernel == "fill" else \
         _expected(kernel, a, b, 1.25)
     assert torch.isfinite(out).all() and _rel(out, ref) < 1e-6
