@@ -4,10 +4,10 @@
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 out=${OUT:?set OUT to a results folder}
-timeout 60 python -m pytest -q -rfE tests/kernels/test_streaming.py > "$out/pytest-gpu.log" 2>&1
+timeout 40 python -m pytest -q -rfE tests/kernels/test_streaming.py > "$out/pytest-gpu.log" 2>&1
 echo "pytest rc=$?"
-timeout 220 python -m suite sweep --only streaming --no-progress --no-report \
-    --out "$out/h200-streaming-full.jsonl" > "$out/sweep-streaming.log" 2>&1
+timeout 220 python -m suite sweep --only streaming ${STREAM_MODE:-} --no-progress --no-report \
+    --out "$out/h200-streaming${STREAM_MODE:+-quick}.jsonl" > "$out/sweep-streaming.log" 2>&1
 echo "streaming rc=$?"
 grep -E "passed|failed" "$out/pytest-gpu.log" | tail -3
 tail -n 2 "$out/sweep-streaming.log"

@@ -54,8 +54,10 @@ def _block(esize: int, num_warps: int) -> int:
 
 
 @triton.jit
-def _elementwise_kernel(a_ptr, b_ptr, out_ptr, s, n, size_class, OP: tl.constexpr, BLOCK: tl.constexpr):
-    # size_class is only an autotuning key (see _size_class). Each program
+def _elementwise_kernel(a_ptr, b_ptr, out_ptr, s, n, size_class, OP: tl.constexpr, BLOCK: tl.constexpr,
+                        PROGRAMS_PER_SM: tl.constexpr = 0):
+    # size_class is only an autotuning key (see _size_class), and
+    # PROGRAMS_PER_SM only sizes the grid (see `stream`). Each program
     # walks blocks pid, pid + programs, ...: one block each when the grid
     # covers the array, several when the grid is capped at a few programs per
     # SM (a persistent grid; the autotuner chooses).

@@ -81,6 +81,13 @@ def test_check_catches_a_skipped_tail(device):
     assert _rel(out, ref) > 1e-3
 
 
+def test_every_autotune_config_key_is_a_kernel_argument():
+    import inspect
+    params = inspect.signature(ks._elementwise_kernel.fn).parameters
+    for cfg in ks._elementwise_configs():
+        assert set(cfg.kwargs) <= set(params), cfg.kwargs
+
+
 def test_traffic_model():
     assert ks.stream_bytes("copy", 1000, 4) == 8000
     assert ks.stream_bytes("triad", 1000, 2) == 6000
@@ -109,7 +116,9 @@ def test_persistent_grid_covers_every_block(kernel, programs, device):
     a, b = _rand(n, torch.float32, device, 1), _rand(n, torch.float32, device, 2)
     out = torch.full((n,), math.nan, device=device)
     assert triton.cdiv(n, 1024) == 6
-    ks._elementwise_kernel[(min(programs, 6),)](a, b, out, 1.25, n, 0, OP=ks._OP_CODE[kernel], BLOCK=1024)
+    # Passed as the autotuner passes a config: every config key is a kernel argument.
+    ks._elementwise_kernel[(min(programs, 6),)](a, b, out, 1.25, n, 0, OP=ks._OP_CODE[kernel], BLOCK=1024,
+                                                PROGRAMS_PER_SM=programs)
     ref = torch.full((n,), 1.25, dtype=torch.float64, device=device) if kernel == "fill" else \
         _expected(kernel, a, b, 1.25)
     assert torch.isfinite(out).all() and _rel(out, ref) < 1e-6
