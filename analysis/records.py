@@ -12,7 +12,8 @@ Shapes of the nested fields, as the suite writes them:
                "inner": calls per sample, "rounds": alternation rounds,
                "window": [start, end] unix seconds of this implementation's timed samples,
                "meaningful": False for interpreter timings,
-               "input_sets": input sets rotated among (>1: data rotated past L2)}
+               "input_sets": input sets rotated among (>1: data rotated past L2),
+               "eager_estimate_s", "graph_estimate_s": the per-call estimates that chose the method}
     verify    {"rel_err": ||out-ref||/||ref||, "tolerance": accepted}
     telemetry {"samples": n, "sm_clock_mhz": {"min", "p50", "max"}, "mem_clock_mhz": {...},
                "power_w": {...}, "temp_c": {...}, "throttle": ["sw_power_cap", ...]}  or None
@@ -21,7 +22,7 @@ Shapes of the nested fields, as the suite writes them:
                        "max_sm_clock_mhz", "max_mem_clock_mhz", "power_limit_w",
                        "default_power_limit_w"},
                "driver", "cuda", "cudnn", "torch", "triton", "python", "numpy", "platform",
-               "suite_version", "command"}
+               "suite_version", "git_commit", "command"}
 """
 from __future__ import annotations
 

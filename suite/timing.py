@@ -1,10 +1,11 @@
 """Timing: closures in, raw samples out; statistics computed in one place.
 
-On a GPU, each implementation is warmed up and its per-call time estimated;
-calls shorter than `graph_below_s` are captured as a CUDA graph of `inner`
-back-to-back calls (launch gaps would otherwise dominate microsecond kernels),
-longer ones run as `inner` plain launches; each sample is one replay or loop
-between two device events, divided by `inner`. The implementations of a case are timed in
+On a GPU, each implementation is warmed up, its per-call time estimated both
+as back-to-back launches and as a CUDA graph replay of `inner` calls, and the
+graph is used where it is clearly faster (launch gaps would otherwise dominate
+microsecond kernels or host-heavy launchers); otherwise `inner` plain launches.
+Each sample is one replay or loop between two device events, divided by
+`inner`; both estimates are recorded. The implementations of a case are timed in
 alternating rounds (A B C, B C A, ...) so a GPU drifting towards its power cap
 or heating up affects all of them alike; each keeps its own measurement window.
 """
@@ -27,6 +28,7 @@ class Timing:
     intervals: list[tuple[float, float]] = field(default_factory=list)  # host time of each chunk
     meaningful: bool = True
     note: str = ""
+    estimates: dict = field(default_factory=dict)  # per-call eager and graph estimates that chose the method
 
     @property
     def window(self) -> tuple[float, float]:
@@ -37,7 +39,7 @@ class Timing:
              "window": list(self.window), "meaningful": self.meaningful}
         if self.note:
             d["note"] = self.note
-        return d
+        return {**d, **self.estimates}
 
 
 def summarize(samples: list[float]) -> dict:
@@ -57,10 +59,24 @@ class TimingPolicy:
     min_samples: int = 10
     target_sample_s: float = 1e-3  # one sample (graph replay or loop) lasts at least this long
     max_inner: int = 1000
-    # CUDA graphs only where launch overhead would dominate: longer calls are
-    # timed as plain launches, the way a user runs them (a graph also turns a
-    # torch copy into a memcpy node, which runs differently from the kernel).
-    graph_below_s: float = 1e-4
+    # A CUDA graph only where launch overhead would dominate: where replaying
+    # a graph of the calls is clearly faster than launching them back to back.
+    # Otherwise the calls are timed as plain launches, the way a user runs them
+    # (a graph also turns a torch copy into a memcpy node, which ran slower on
+    # the H200 than the copy kernel). Deciding by the eager time alone is wrong:
+    # when the launcher is host-bound, back-to-back launches look like a long
+    # kernel (a 10 us Triton GEMM measured 100 us eagerly).
+    graph_gain: float = 0.05
+
+
+def choose_method(eager_s: float, graph_s: float | None, gain: float) -> str:
+    """'cuda-graph' where the graph replay is more than `gain` faster per call, else 'cuda-events'."""
+    return "cuda-graph" if graph_s is not None and graph_s < (1.0 - gain) * eager_s else "cuda-events"
+
+
+def _inner(per_call_s: float, policy: "TimingPolicy", multiple: int) -> int:
+    inner = min(policy.max_inner, max(1, math.ceil(policy.target_sample_s / per_call_s)))
+    return math.ceil(inner / multiple) * multiple  # whole rotations of input sets
 
 
 def time_on_gpu(fns: dict[str, Callable[[], object]], policy: TimingPolicy = TimingPolicy(),
@@ -70,16 +86,22 @@ def time_on_gpu(fns: dict[str, Callable[[], object]], policy: TimingPolicy = Tim
 
     runs: dict[str, Callable[[], None]] = {}
     per_call: dict[str, float] = {}
-    meta: dict[str, tuple[str, int, str]] = {}
+    meta: dict[str, tuple[str, int, str, dict]] = {}
     for name, fn in fns.items():
-        t = _estimate(fn, policy.warmup_s)
-        inner = min(policy.max_inner, max(1, math.ceil(policy.target_sample_s / t)))
-        inner = math.ceil(inner / inner_multiple) * inner_multiple  # whole rotations of input sets
-        if use_graph and t < policy.graph_below_s:
-            run, method, note = _capture(fn, inner)
+        t_eager = _estimate(fn, policy.warmup_s)
+        inner = _inner(t_eager, policy, inner_multiple)
+        graph, t_graph, note = (_capture(fn, inner) if use_graph else (None, None, ""))
+        if choose_method(t_eager, t_graph, policy.graph_gain) == "cuda-graph" and \
+                t_graph * inner < policy.target_sample_s / 2:  # the eager estimate was inflated: more calls
+            inner = _inner(t_graph, policy, inner_multiple)
+            graph, t_graph, note = _capture(fn, inner)
+        method = choose_method(t_eager, t_graph, policy.graph_gain)
+        if method == "cuda-graph":
+            run, t = graph.replay, t_graph
         else:
-            run, method, note = _loop(fn, inner), "cuda-events", ""
-        runs[name], per_call[name], meta[name] = run, t, (method, inner, note)
+            run, t = _loop(fn, inner), t_eager
+        estimates = {"eager_estimate_s": t_eager, "graph_estimate_s": t_graph}
+        runs[name], per_call[name], meta[name] = run, t, (method, inner, note, estimates)
 
     samples: dict[str, list[float]] = {n: [] for n in fns}
     intervals: dict[str, list[tuple[float, float]]] = {n: [] for n in fns}
@@ -100,8 +122,8 @@ def time_on_gpu(fns: dict[str, Callable[[], object]], policy: TimingPolicy = Tim
             events[-1][1].synchronize()
             intervals[name].append((t0, time.time()))
             samples[name].extend(s.elapsed_time(e) / 1e3 / inner for s, e in events)
-    return {n: Timing(samples[n], meta[n][0], meta[n][1], policy.rounds, intervals[n], True, meta[n][2])
-            for n in names}
+    return {n: Timing(samples[n], meta[n][0], meta[n][1], policy.rounds, intervals[n], True, meta[n][2],
+                      estimates=meta[n][3]) for n in names}
 
 
 def _estimate(fn: Callable[[], object], warmup_s: float) -> float:
@@ -131,8 +153,9 @@ def _loop(fn: Callable[[], object], inner: int) -> Callable[[], None]:
     return run
 
 
-def _capture(fn: Callable[[], object], inner: int) -> tuple[Callable[[], None], str, str]:
-    """A CUDA graph of `inner` calls; falls back to a plain loop when capture fails."""
+def _capture(fn: Callable[[], object], inner: int):
+    """A CUDA graph of `inner` calls and its time per call (3 replays); (None, None, why) when
+    capture fails: not every implementation is capturable, and it is then timed eagerly."""
     import torch
 
     try:
@@ -145,13 +168,19 @@ def _capture(fn: Callable[[], object], inner: int) -> tuple[Callable[[], None], 
         with torch.cuda.graph(graph):
             for _ in range(inner):
                 fn()
-        graph.replay()
+        graph.replay()  # the first replay uploads the graph
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(3):
+            graph.replay()
+        end.record()
+        end.synchronize()
+        return graph, start.elapsed_time(end) / 1e3 / (3 * inner), ""
+    except Exception as e:
         torch.cuda.synchronize()
-        return graph.replay, "cuda-graph", ""
-    except Exception as e:  # not every implementation is capturable; time it eagerly instead
-        torch.cuda.synchronize()
+        torch.cuda.empty_cache()  # what the failed capture's memory pool held
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return _loop(fn, inner), "cuda-events", f"graph capture failed ({first[:160]}); timed eagerly"
+        return None, None, f"graph capture failed ({first[:160]}); timed eagerly"
 
 
 def time_on_cpu(fns: dict[str, Callable[[], object]], reps: int = 3) -> dict[str, Timing]:

@@ -51,3 +51,20 @@ def test_throttle_reasons_from_pynvml_constants():
     bits = pynvml.nvmlClocksThrottleReasonSwPowerCap | pynvml.nvmlClocksThrottleReasonHwSlowdown
     assert decode_reasons(bits) == ["hw_slowdown", "sw_power_cap"]
     assert decode_reasons(0) == []
+
+
+def test_graph_only_where_it_is_clearly_faster():
+    # Host-bound launcher: back-to-back launches look 10x slower than the kernel.
+    assert timing.choose_method(eager_s=100e-6, graph_s=10e-6, gain=0.05) == "cuda-graph"
+    # Launch overhead hidden behind a long kernel: time it as a user runs it.
+    assert timing.choose_method(eager_s=1.00e-3, graph_s=0.98e-3, gain=0.05) == "cuda-events"
+    # A graph that runs slower (a copy captured as a memcpy node) is never chosen.
+    assert timing.choose_method(eager_s=1.0e-3, graph_s=1.5e-3, gain=0.05) == "cuda-events"
+    assert timing.choose_method(eager_s=5e-6, graph_s=None, gain=0.05) == "cuda-events"  # capture failed
+
+
+def test_describe_records_both_estimates():
+    t = timing.Timing([1e-3], "cuda-graph", 4, 5, [(1.0, 2.0)], estimates={"eager_estimate_s": 2e-3,
+                                                                            "graph_estimate_s": 1e-3})
+    d = t.describe()
+    assert d["eager_estimate_s"] == 2e-3 and d["graph_estimate_s"] == 1e-3 and d["window"] == [1.0, 2.0]
