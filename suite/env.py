@@ -17,7 +17,24 @@ def _versions() -> dict:
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {"torch": torch.__version__, "triton": triton.__version__, "cuda": torch.version.cuda,
             "cudnn": cudnn, "numpy": numpy.__version__, "python": platform.python_version(),
-            "platform": platform.platform(), "suite_version": suite.__version__}
+            "platform": platform.platform(), "suite_version": suite.__version__, "git_commit": _git_commit()}
+
+
+def _git_commit() -> str | None:
+    """The suite's git commit ("-dirty" with uncommitted changes), where it runs from a checkout."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=os.path.dirname(os.path.abspath(suite.__file__)),
+                              capture_output=True, text=True, timeout=5)
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return None
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty else "")
 
 
 def _distributed() -> dict:
