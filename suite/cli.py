@@ -181,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--spec-a", metavar="NAME", help="spec entry for A (default: matched from its GPU)")
     c.add_argument("--spec-b", "--spec", dest="spec_b", metavar="NAME",
                    help="spec entry for B; without B.jsonl, compare A against this spec sheet alone")
+    c.add_argument("--gpu-a", metavar="GPU", help="when A holds several GPUs (an --all-gpus sweep): the one "
+                   "to compare, as a device index, host:index or UUID")
+    c.add_argument("--gpu-b", metavar="GPU", help="likewise for B; without B.jsonl, B is A's file, so "
+                   "'compare x2.jsonl --gpu-a 0 --gpu-b 1' sets two GPUs of one run against each other")
     c.add_argument("--format", choices=("github", "plain", "csv"), default="github")
 
     sp = sub.add_parser("specs", help="list the spec-sheet database, or show one entry with its sources")
@@ -333,12 +337,20 @@ def cmd_report(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    if args.b is None and args.spec_b is None:
-        raise UsageError("compare needs a second results file B.jsonl, or --spec NAME for a spec-only side")
+    b_path = args.b or (args.a if args.gpu_b is not None else None)
+    if b_path is None and args.spec_b is None:
+        raise UsageError("compare needs a second results file B.jsonl, --gpu-b GPU for another GPU of A's "
+                         "file, or --spec NAME for a spec-only side")
     from analysis.compare import render
     from analysis.records import load
-    print(render(load(args.a), load(args.b) if args.b else None, spec_a=args.spec_a, spec_b=args.spec_b,
-                 fmt=args.format))
+    from analysis.roofline import select_gpu
+    records_a = load(args.a)
+    records_b = load(b_path) if b_path else None
+    if args.gpu_a is not None:
+        records_a = select_gpu(records_a, args.gpu_a)
+    if args.gpu_b is not None:
+        records_b = select_gpu(records_b, args.gpu_b)
+    print(render(records_a, records_b, spec_a=args.spec_a, spec_b=args.spec_b, fmt=args.format))
     return 0
 
 
