@@ -1,4 +1,7 @@
-"""`report --plot FILE.png|svg`: the log-log roofline of each GPU in a results file.
+"""`report --plot FILE.png|svg`: the log-log roofline of each GPU in a results file,
+and beside it, where the file holds streaming records, the working-set curve
+(bandwidth against working set, with the L2 size marked), which shows the L2
+plateau and the HBM plateau the memory roofs are read from.
 
 Spec roofs are dashed, measured roofs solid (HBM black, L2 grey, one colour
 per dtype for the compute ceilings); each case sits at (intensity, achieved
@@ -38,27 +41,59 @@ def roofline_plot(records, path, *, spec: str | None = None) -> str:
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    ncols = min(len(analyses), 2)
-    nrows = -(-len(analyses) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(8 * ncols, 6 * nrows), squeeze=False)
+    streaming = [[r for r in a.records if r.family == "streaming" and r.meaningful] for a in analyses]
+    ncols = 2 if any(streaming) else 1
+    fig, axes = plt.subplots(len(analyses), ncols, figsize=(8 * ncols, 6 * len(analyses)), squeeze=False)
     families = sorted({r.family for r in records if r.family not in rl.NOT_PLACED})
     colour = {f: FAMILY_COLOURS[i % len(FAMILY_COLOURS)] for i, f in enumerate(families)}
-    for ax, a in zip(axes.flat, analyses):
-        _draw(ax, a, colour)
-    for ax in list(axes.flat)[len(analyses):]:
-        ax.set_visible(False)
+    for row, a, stream in zip(axes, analyses, streaming):
+        _draw(row[0], a, colour)
+        if ncols == 2:
+            _draw_working_set(row[1], a, stream)
     handles = [Line2D([], [], color="black", lw=2, label="measured roof"),
                Line2D([], [], color="black", lw=1.5, ls="--", label="spec roof"),
                Line2D([], [], ls="", marker="o", color="gray", label="Triton"),
                Line2D([], [], ls="", marker="^", color="gray", label="vendor"),
                Line2D([], [], ls="", marker="x", color="red", label="flagged above a roof")]
     handles += [Line2D([], [], ls="", marker="s", color=colour[f], label=f) for f in families]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False)
-    fig.tight_layout(rect=(0, 0.07 if nrows == 1 else 0.04, 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), frameon=False)
+    fig.tight_layout(rect=(0, 0.06 if len(analyses) == 1 else 0.03, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
+    fig.savefig(path, dpi=150, bbox_inches="tight")
     plt.close(fig)
     return str(path)
+
+
+def _draw_working_set(ax, a: rl.GpuAnalysis, records) -> None:
+    """GB/s against working set per streaming kernel and dtype: Triton solid, vendor dashed."""
+    if not records:
+        ax.set_visible(False)
+        return
+    import matplotlib
+
+    kernels = sorted({(r.workload, r.dtype) for r in records})
+    palette = matplotlib.colormaps["tab20"]  # 20 distinct colours: 6 kernels x 2-3 dtypes fit
+    for i, (workload, dtype) in enumerate(kernels):
+        hue = palette(i % 20)
+        for vendor, style in ((False, "-"), (True, "--")):
+            pts = sorted((r.bytes, r.bytes_per_s) for r in records
+                         if (r.workload, r.dtype, r.vendor) == (workload, dtype, vendor))
+            if pts:
+                ax.plot([x for x, _ in pts], [y / 1e9 for _, y in pts], ls=style, marker=".", color=hue, lw=1.2,
+                        label=f"{workload} {dtype}" if not vendor else None)
+    if a.l2_bytes:
+        ax.axvline(a.l2_bytes, color="0.5", ls=":", lw=1.2)
+        ax.text(a.l2_bytes, ax.get_ylim()[0], " L2", color="0.4", va="bottom", fontsize=8)
+    if a.spec and a.spec.mem_bw:
+        ax.axhline(a.spec.mem_bw / 1e9, color="black", ls="--", lw=1.2)
+        ax.text(ax.get_xlim()[0], a.spec.mem_bw / 1e9, f" HBM spec {a.spec.mem_bw / 1e12:.2f} TB/s",
+                va="bottom", fontsize=8)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("working set of one call (bytes read + written)")
+    ax.set_ylabel("GB/s")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.set_title(f"{a.label}: streaming bandwidth by working set (Triton solid, vendor dashed)", fontsize=10)
+    ax.legend(loc="lower right", fontsize=7, frameon=False, ncol=2)
 
 
 def _draw(ax, a: rl.GpuAnalysis, colour: dict) -> None:
