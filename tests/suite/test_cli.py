@@ -85,3 +85,22 @@ def test_interpret_sweep_end_to_end(tmp_path, capsys):
     rec = json.loads(lines[0])
     assert rec["status"] == "ok" and rec["timing"]["meaningful"] is False
     assert rec["env"]["command"].startswith("python -m suite sweep --interpret")
+
+
+def test_compare_picks_gpus_of_one_file(tmp_path, capsys):
+    def rec(uuid, index, p50):
+        return {"workload": "stream-copy", "family": "streaming", "impl": "triton", "vendor": False,
+                "dtype": "fp32", "params": {"array_bytes": 1 << 31}, "case": "array_bytes=2147483648",
+                "label": "2048 MiB", "status": "ok", "flops": 0, "bytes": 1 << 32,
+                "time_s": {"p50": p50}, "timing": {"meaningful": True},
+                "env": {"host": "h", "gpu": {"uuid": uuid, "index": index, "name": "NVIDIA H200",
+                                              "l2_bytes": 60 << 20, "mem_bytes": 150_000_000_000}}}
+    f = tmp_path / "x2.jsonl"
+    f.write_text(json.dumps(rec("GPU-a", 0, 1e-3)) + "\n" + json.dumps(rec("GPU-b", 1, 2e-3)) + "\n")
+    assert main(["compare", str(f), "--gpu-a", "0", "--gpu-b", "1", "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    # B takes twice as long: its HBM ceiling and its case are both measured at 0.5x A.
+    assert "HBM bandwidth,4294967296000.0,2147483648000.0,1.0,0.5," in out
+    assert "stream-copy,2048 MiB,fp32,triton,0.001,0.002,1.0,0.5," in out
+    assert main(["compare", str(f), "--gpu-a", "0", "--gpu-b", "7"]) == 2
+    assert "matches no GPU" in _err_line(capsys)
