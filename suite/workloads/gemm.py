@@ -216,46 +216,33 @@ def _square_skip(p, dtype, *_):
     return None
 
 
-register(Workload(
-    name="gemm-square",
-    family="gemm",
-    description="C = A @ B, M = N = K",
-    dtypes=GEMM_DTYPES,
-    cases={
+def _register_gemm(name: str, description: str, dtypes, cases, skip=None) -> None:
+    """The square, K-sweep and shape-search workloads differ only in their cases."""
+    register(Workload(name=name, family="gemm", description=description, dtypes=dtypes, cases=cases,
+                      make_inputs=_gemm_inputs, impls=_GEMM_IMPLS, reference=_gemm_reference,
+                      flops=_gemm_flops, bytes=_gemm_bytes, check_view=_check_view, skip=skip, label=_label))
+
+
+_register_gemm(
+    "gemm-square", "C = A @ B, M = N = K", GEMM_DTYPES,
+    {
         "quick": [_cube(n) for n in (1024, 4096, 8192)],
         "full": [_cube(1 << e) for e in range(8, 15)],
         "interpret": _INTERPRET,
     },
-    make_inputs=_gemm_inputs,
-    impls=_GEMM_IMPLS,
-    reference=_gemm_reference,
-    flops=_gemm_flops,
-    bytes=_gemm_bytes,
-    check_view=_check_view,
     skip=_square_skip,
-    label=_label,
-))
+)
 
 K_SWEEP_MN = 8192
 
-register(Workload(
-    name="gemm-k-sweep",
-    family="gemm",
-    description=f"C = A @ B at M = N = {K_SWEEP_MN}, K rising (intensity rising)",
-    dtypes=("bf16", "fp8"),
-    cases={
+_register_gemm(
+    "gemm-k-sweep", f"C = A @ B at M = N = {K_SWEEP_MN}, K rising (intensity rising)", ("bf16", "fp8"),
+    {
         "quick": [{"M": K_SWEEP_MN, "N": K_SWEEP_MN, "K": k} for k in (512, 2048)],
         "full": [{"M": K_SWEEP_MN, "N": K_SWEEP_MN, "K": 1 << e} for e in range(7, 15)],
         "interpret": _INTERPRET,
     },
-    make_inputs=_gemm_inputs,
-    impls=_GEMM_IMPLS,
-    reference=_gemm_reference,
-    flops=_gemm_flops,
-    bytes=_gemm_bytes,
-    check_view=_check_view,
-    label=_label,
-))
+)
 
 # The search grid, multiples of the 128x256 tile (6144 and 12288 give other wave counts over the
 # SMs than the powers of two). bf16 runs the whole grid; fp8 its K = 8192 plane.
@@ -271,25 +258,16 @@ def _search_skip(p, dtype, *_):
     return None
 
 
-register(Workload(
-    name="gemm-shape-search",
-    family="gemm",
-    description="C = A @ B over a grid of M, N, K; the best per dtype is the compute ceiling",
-    dtypes=("bf16", "fp8"),
-    cases={
+_register_gemm(
+    "gemm-shape-search", "C = A @ B over a grid of M, N, K; the best per dtype is the compute ceiling",
+    ("bf16", "fp8"),
+    {
         "quick": [{"M": 6144, "N": 12288, "K": 8192}, {"M": 8192, "N": 4096, "K": 4096}],
         "full": [{"M": m, "N": n, "K": k} for m in _SEARCH_M for n in _SEARCH_N for k in _SEARCH_K],
         "interpret": _INTERPRET,
     },
-    make_inputs=_gemm_inputs,
-    impls=_GEMM_IMPLS,
-    reference=_gemm_reference,
-    flops=_gemm_flops,
-    bytes=_gemm_bytes,
-    check_view=_check_view,
     skip=_search_skip,
-    label=_label,
-))
+)
 
 
 # --- skinny ---------------------------------------------------------------------------------
