@@ -94,11 +94,15 @@ def time_on_gpu(fns: dict[str, Callable[[], object]], policy: TimingPolicy = Tim
         if choose_method(t_eager, t_graph, policy.graph_gain) == "cuda-graph" and \
                 t_graph * inner < policy.target_sample_s / 2:  # the eager estimate was inflated: more calls
             inner = _inner(t_graph, policy, inner_multiple)
+            graph = None  # free the first graph's memory pool before capturing the second
             graph, t_graph, note = _capture(fn, inner)
         method = choose_method(t_eager, t_graph, policy.graph_gain)
         if method == "cuda-graph":
             run, t = graph.replay, t_graph
         else:
+            # A graph kept alive would hold its memory pool (outputs allocated
+            # inside it) while the eager loop allocates its own.
+            graph = None
             run, t = _loop(fn, inner), t_eager
         estimates = {"eager_estimate_s": t_eager, "graph_estimate_s": t_graph}
         runs[name], per_call[name], meta[name] = run, t, (method, inner, note, estimates)
