@@ -345,7 +345,8 @@ def cmd_compare(args) -> int:
     from analysis.records import load
     from analysis.roofline import select_gpu
     records_a = load(args.a)
-    records_b = load(b_path) if b_path else None
+    # Two GPUs of one file: read it once.
+    records_b = records_a if b_path == args.a else (load(b_path) if b_path else None)
     if args.gpu_a is not None:
         records_a = select_gpu(records_a, args.gpu_a)
     if args.gpu_b is not None:
