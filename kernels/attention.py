@@ -215,12 +215,11 @@ def _load_tile(src, row0, seq_len, ROWS: tl.constexpr, HEAD_DIM: tl.constexpr,
 
 
 @triton.jit
-def _attend(acc, l_i, m_i, q, k_src, v_src, lo, hi, offs_m, seq_len, qk_scale,
-            BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
+def _attend(acc, l_i, m_i, q, k_src, v_src, lo, hi, m0, seq_len, qk_scale,
+            BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
             MASK: tl.constexpr,  # 0: none, 1: causal (key <= query), 2: key < seq_len
             CHECK_ROWS: tl.constexpr, USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr):
     """Online-softmax update of (acc, l_i, m_i) with key blocks [lo, hi); scores in log2 units."""
-    offs_n = tl.arange(0, BLOCK_N)
     for start_n in tl.range(lo, hi, BLOCK_N, warp_specialize=WARP_SPEC):
         start_n = tl.multiple_of(start_n, BLOCK_N)
         k = _load_tile(k_src, start_n, seq_len, BLOCK_N, HEAD_DIM, USE_TMA, CHECK_ROWS)
@@ -230,11 +229,15 @@ def _attend(acc, l_i, m_i, q, k_src, v_src, lo, hi, offs_m, seq_len, qk_scale,
             m_ij = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
             qk = qk * qk_scale - m_ij[:, None]
         else:
-            keys = start_n + offs_n
-            if MASK == 1:
-                keep = offs_m[:, None] >= keys[None, :]
+            # The mask is built inside the loop from scalars: a [BLOCK_M] row
+            # index tensor carried into a warp-specialized loop gave wrong
+            # causal results on triton 3.6 (its consumer warpgroups each own
+            # half of the rows).
+            offs_n = tl.arange(0, BLOCK_N)
+            if MASK == 1:  # key <= query, i.e. n - m <= m0 - start_n
+                keep = offs_n[None, :] - tl.arange(0, BLOCK_M)[:, None] <= m0 - start_n
             else:
-                keep = keys[None, :] < seq_len
+                keep = (start_n + offs_n)[None, :] < seq_len
             # Every row has a valid key in the first block it sees, so m_ij is
             # finite and exp2(-inf - m_ij) = 0 removes the masked scores.
             qk = tl.where(keep, qk * qk_scale, float("-inf"))
@@ -295,26 +298,26 @@ def _flash_fwd_kernel(Q, K, V, O, seq_len, qk_scale,
         else:
             diag_end = tl.minimum(m0 + BLOCK_M, seq_len)
         if WARP_SPEC:
-            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, 0, diag_end, offs_m, seq_len, qk_scale,
-                                    BLOCK_N, HEAD_DIM, 1, not EVEN, USE_TMA, True)
+            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, 0, diag_end, m0, seq_len, qk_scale,
+                                    BLOCK_M, BLOCK_N, HEAD_DIM, 1, not EVEN, USE_TMA, True)
         else:
             # m0 is a multiple of BLOCK_N; key <= query also drops keys past seq_len for real rows.
-            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, 0, m0, offs_m, seq_len, qk_scale,
-                                    BLOCK_N, HEAD_DIM, 0, False, USE_TMA, False)
-            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, m0, diag_end, offs_m, seq_len, qk_scale,
-                                    BLOCK_N, HEAD_DIM, 1, not EVEN, USE_TMA, False)
+            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, 0, m0, m0, seq_len, qk_scale,
+                                    BLOCK_M, BLOCK_N, HEAD_DIM, 0, False, USE_TMA, False)
+            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, m0, diag_end, m0, seq_len, qk_scale,
+                                    BLOCK_M, BLOCK_N, HEAD_DIM, 1, not EVEN, USE_TMA, False)
     elif EVEN:
-        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, 0, seq_len, offs_m, seq_len, qk_scale,
-                                BLOCK_N, HEAD_DIM, 0, False, USE_TMA, WARP_SPEC)
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, 0, seq_len, m0, seq_len, qk_scale,
+                                BLOCK_M, BLOCK_N, HEAD_DIM, 0, False, USE_TMA, WARP_SPEC)
     elif WARP_SPEC:
-        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, 0, seq_len, offs_m, seq_len, qk_scale,
-                                BLOCK_N, HEAD_DIM, 2, True, USE_TMA, True)
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, 0, seq_len, m0, seq_len, qk_scale,
+                                BLOCK_M, BLOCK_N, HEAD_DIM, 2, True, USE_TMA, True)
     else:
         end = (seq_len // BLOCK_N) * BLOCK_N
-        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, 0, end, offs_m, seq_len, qk_scale,
-                                BLOCK_N, HEAD_DIM, 0, False, USE_TMA, False)
-        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, end, seq_len, offs_m, seq_len, qk_scale,
-                                BLOCK_N, HEAD_DIM, 2, True, USE_TMA, False)
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, 0, end, m0, seq_len, qk_scale,
+                                BLOCK_M, BLOCK_N, HEAD_DIM, 0, False, USE_TMA, False)
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, end, seq_len, m0, seq_len, qk_scale,
+                                BLOCK_M, BLOCK_N, HEAD_DIM, 2, True, USE_TMA, False)
     out = (acc / l_i[:, None]).to(O.dtype.element_ty)
     if USE_TMA:
         o_dst.store([m0, 0], out)
@@ -354,11 +357,13 @@ def flash_candidates(head_dim: int, capability: tuple[int, int] | None, causal: 
       the 227 KiB of shared memory a block may use.
     - warp-specialized (4 warps per consumer group; Triton adds a TMA
       producer warpgroup and splits the 128 rows across two 64-row consumer
-      warpgroups whose softmax and MMAs overlap), 128x128 with 2 stages, for
-      non-causal attention only. On the lent H200 with triton 3.6
-      (2026-11-30) the warp-specialized causal kernel and the 128x64 variant
-      returned wrong results (rel err 0.19 to inf against float64), so they
-      are not offered; the non-causal 128x128 one was right and fastest.
+      warpgroups whose softmax and MMAs overlap), 128x128 with 2 stages. On
+      the lent H200 with triton 3.6 (2026-11-30) the 128x64 variant returned
+      wrong results (rel err inf against float64) and is not offered; so did
+      the causal kernel while its mask used a row-index tensor made outside
+      the loop (rel err 0.19). The mask is now made inside the loop; the
+      tuner's check against the baseline drops the causal candidate if it is
+      still wrong.
     Before Hopper: the pointer path with Ampere-sized tiles.
     """
     if capability is None:
@@ -368,8 +373,6 @@ def flash_candidates(head_dim: int, capability: tuple[int, int] | None, causal: 
         return [FlashConfig(128, 64, 4, 3), FlashConfig(128, 32, 4, 4), FlashConfig(64, 64, 4, 3)]
     split = ([FlashConfig(128, 128, 8, 2, tma=True), FlashConfig(128, 128, 8, 3, tma=True)] if head_dim >= 128
              else [FlashConfig(128, 128, 8, 3, tma=True), FlashConfig(128, 64, 4, 4, tma=True)])
-    if causal:
-        return split
     return split + [FlashConfig(128, 128, 4, 2, tma=True, warp_specialize=True)]
 
 

@@ -94,6 +94,12 @@ def register(workload: Workload) -> Workload:
     missing = set(SWEEP_MODES) - set(workload.cases)
     if missing:
         raise ValueError(f"workload {workload.name!r} has no cases for {sorted(missing)}")
+    # The full sweep supersedes the quick one: a full results file must hold
+    # every case a quick run measures (the issues' target cases are quick cases).
+    full_ids = {case_id(p) for p in workload.cases["full"]}
+    not_full = [case_id(p) for p in workload.cases["quick"] if case_id(p) not in full_ids]
+    if not_full:
+        raise ValueError(f"workload {workload.name!r}: quick cases missing from its full cases: {not_full}")
     _REGISTRY[workload.name] = workload
     return workload
 

@@ -203,6 +203,7 @@ _ATTN_FULL = (
     + [_attn_case(32, *h, 4096) for h in (MHA, GQA)]
     + [_attn_case(8, *h, 32768, ragged=True) for h in (MHA, GQA)]
     + [_attn_case(64, *h, 4096, ragged=True) for h in (MHA, GQA)]
+    + [c for c in _ATTN_QUICK if c["batch"] in (16, 64, 256) and c["context"] in (1024, 2048, 16384)]
 )
 # Interpreter: lengths not multiples of the block, GQA groups, one with two splits.
 _ATTN_INTERPRET = [
@@ -347,7 +348,7 @@ register(Workload(
     dtypes=("bf16", "fp16"),
     cases={
         "quick": [_layer_case("llama-3-8b", b, 8192) for b in (1, 32, 256)],
-        "full": [_layer_case("llama-3-8b", b, c) for b in (1, 4, 16, 64, 256) for c in (1024, 8192, 32768)],
+        "full": [_layer_case("llama-3-8b", b, c) for b in (1, 4, 16, 32, 64, 256) for c in (1024, 8192, 32768)],
         "interpret": [_layer_case("tiny", 1, 5), _layer_case("tiny", 3, 33)],
     },
     make_inputs=_layer_inputs,

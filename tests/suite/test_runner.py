@@ -6,7 +6,7 @@ import torch
 
 from analysis.records import load
 from suite import runner, timing
-from suite.registry import Impl, Skip, Workload, all_workloads
+from suite.registry import Impl, Skip, Workload, all_workloads, case_id
 
 
 @pytest.fixture
@@ -132,3 +132,19 @@ def test_streaming_quick_sweep_reaches_far_beyond_l2():
     w = all_workloads()["stream-copy"]
     assert max(p["array_bytes"] for p in w.cases["quick"]) >= 2 << 30
     assert min(p["array_bytes"] for p in w.cases["full"]) <= 1 << 20
+
+
+def test_every_quick_case_is_a_full_case():
+    # A full results file supersedes a quick one only if it measures every quick case.
+    for w in all_workloads().values():
+        full = {case_id(p) for p in w.cases["full"]}
+        assert [case_id(p) for p in w.cases["quick"] if case_id(p) not in full] == [], w.name
+
+
+def test_register_rejects_quick_cases_missing_from_full():
+    from suite.registry import register
+    w = _toy([Impl("good", vendor=False, prepare=_good)])
+    bad = Workload(**{**w.__dict__, "name": "toy-quick-not-full",
+                      "cases": {**w.cases, "quick": [{"n": 11}]}})
+    with pytest.raises(ValueError, match="quick cases missing from its full cases"):
+        register(bad)
