@@ -11,7 +11,8 @@ out=${OUT:?set OUT to a results folder}
 results=${RESULTS:-benchmarks/results/h200-full.jsonl}
 dest="$out/$(basename "$results")"
 stamp=$(date -u +%H%M%S)
-[ -f "$results" ] && cp "$results" "$dest"
+resume=""
+[ -f "$results" ] && cp "$results" "$dest" && resume=--resume
 nvidia-smi > "$out/nvidia-smi-$stamp.txt" 2>&1
 if [ -n "${PYTEST:-}" ]; then
     timeout "${PYTEST_LIMIT:-150}" python -m pytest -q -rfE $PYTEST > "$out/pytest-gpu-$stamp.log" 2>&1
@@ -19,7 +20,7 @@ if [ -n "${PYTEST:-}" ]; then
     grep -E "^FAILED|passed|failed" "$out/pytest-gpu-$stamp.log" | tail -12
 fi
 left=$(( ${CALL_LIMIT:-560} - SECONDS ))
-timeout -s INT -k 30 "$left" python -m suite sweep --full --resume --out "$dest" ${SWEEP_ARGS:-} \
+timeout -s INT -k 30 "$left" python -m suite sweep --full $resume --out "$dest" ${SWEEP_ARGS:-} \
     --no-progress --no-report > "$out/sweep-full-$stamp.log" 2>&1
 echo "sweep rc=$? after ${SECONDS}s"
 tail -n 3 "$out/sweep-full-$stamp.log"
