@@ -49,6 +49,8 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels.tuning import device_time_ms
+
 LOG2E = 1.4426950408889634
 HEAD_DIMS = (16, 32, 64, 128)
 
@@ -215,42 +217,47 @@ def _load_tile(src, row0, seq_len, ROWS: tl.constexpr, HEAD_DIM: tl.constexpr,
 
 
 @triton.jit
+def _attend_block(acc, l_i, m_i, q, k_src, v_src, start_n, m0, seq_len, qk_scale,
+                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
+                  MASK: tl.constexpr,  # 0: none, 1: causal (key <= query), 2: key < seq_len
+                  CHECK_ROWS: tl.constexpr, USE_TMA: tl.constexpr):
+    """Online-softmax update of (acc, l_i, m_i) with the key block at start_n; scores in log2 units."""
+    k = _load_tile(k_src, start_n, seq_len, BLOCK_N, HEAD_DIM, USE_TMA, CHECK_ROWS)
+    qk = tl.dot(q, tl.trans(k))
+    if MASK != 0:
+        # The mask is built here from scalars: a [BLOCK_M] row index tensor
+        # carried into a warp-specialized loop gave wrong causal results on
+        # triton 3.6 (its consumer warpgroups each own half of the rows).
+        offs_n = tl.arange(0, BLOCK_N)
+        if MASK == 1:  # key <= query, i.e. n - m <= m0 - start_n
+            keep = offs_n[None, :] - tl.arange(0, BLOCK_M)[:, None] <= m0 - start_n
+        else:
+            keep = (start_n + offs_n)[None, :] < seq_len
+        # Masked before scaling, so the scale and the shift below stay one FMA
+        # per score. Every row has a valid key in each block it sees, so m_ij
+        # is finite and exp2(-inf) = 0 removes the masked scores.
+        qk = tl.where(keep, qk, float("-inf"))
+    # The max before scaling (qk_scale > 0): scale and shift fuse into one FMA.
+    m_ij = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+    qk = qk * qk_scale - m_ij[:, None]
+    p = tl.math.exp2(qk)
+    alpha = tl.math.exp2(m_i - m_ij)
+    l_ij = tl.sum(p, 1)
+    acc = acc * alpha[:, None]
+    v = _load_tile(v_src, start_n, seq_len, BLOCK_N, HEAD_DIM, USE_TMA, CHECK_ROWS)
+    acc = tl.dot(p.to(v.dtype), v, acc)
+    return acc, l_i * alpha + l_ij, m_ij
+
+
+@triton.jit
 def _attend(acc, l_i, m_i, q, k_src, v_src, lo, hi, m0, seq_len, qk_scale,
             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
-            MASK: tl.constexpr,  # 0: none, 1: causal (key <= query), 2: key < seq_len
-            CHECK_ROWS: tl.constexpr, USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr):
-    """Online-softmax update of (acc, l_i, m_i) with key blocks [lo, hi); scores in log2 units."""
+            MASK: tl.constexpr, CHECK_ROWS: tl.constexpr, USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr):
+    """`_attend_block` over the key blocks [lo, hi)."""
     for start_n in tl.range(lo, hi, BLOCK_N, warp_specialize=WARP_SPEC):
         start_n = tl.multiple_of(start_n, BLOCK_N)
-        k = _load_tile(k_src, start_n, seq_len, BLOCK_N, HEAD_DIM, USE_TMA, CHECK_ROWS)
-        qk = tl.dot(q, tl.trans(k))
-        if MASK == 0:
-            # Unmasked: take the max before scaling so scale and shift fuse into one FMA.
-            m_ij = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
-            qk = qk * qk_scale - m_ij[:, None]
-        else:
-            # The mask is built inside the loop from scalars: a [BLOCK_M] row
-            # index tensor carried into a warp-specialized loop gave wrong
-            # causal results on triton 3.6 (its consumer warpgroups each own
-            # half of the rows).
-            offs_n = tl.arange(0, BLOCK_N)
-            if MASK == 1:  # key <= query, i.e. n - m <= m0 - start_n
-                keep = offs_n[None, :] - tl.arange(0, BLOCK_M)[:, None] <= m0 - start_n
-            else:
-                keep = (start_n + offs_n)[None, :] < seq_len
-            # Every row has a valid key in the first block it sees, so m_ij is
-            # finite and exp2(-inf - m_ij) = 0 removes the masked scores.
-            qk = tl.where(keep, qk * qk_scale, float("-inf"))
-            m_ij = tl.maximum(m_i, tl.max(qk, 1))
-            qk = qk - m_ij[:, None]
-        p = tl.math.exp2(qk)
-        alpha = tl.math.exp2(m_i - m_ij)
-        l_ij = tl.sum(p, 1)
-        acc = acc * alpha[:, None]
-        v = _load_tile(v_src, start_n, seq_len, BLOCK_N, HEAD_DIM, USE_TMA, CHECK_ROWS)
-        acc = tl.dot(p.to(v.dtype), v, acc)
-        l_i = l_i * alpha + l_ij
-        m_i = m_ij
+        acc, l_i, m_i = _attend_block(acc, l_i, m_i, q, k_src, v_src, start_n, m0, seq_len, qk_scale,
+                                      BLOCK_M, BLOCK_N, HEAD_DIM, MASK, CHECK_ROWS, USE_TMA)
     return acc, l_i, m_i
 
 
@@ -361,9 +368,13 @@ def flash_candidates(head_dim: int, capability: tuple[int, int] | None, causal: 
       the lent H200 with triton 3.6 (2026-11-30) the 128x64 variant returned
       wrong results (rel err inf against float64) and is not offered; so did
       the causal kernel while its mask used a row-index tensor made outside
-      the loop (rel err 0.19). The mask is now made inside the loop; the
-      tuner's check against the baseline drops the causal candidate if it is
-      still wrong.
+      the loop (rel err 0.19). Made inside the loop, it is right (GPU tests,
+      2026-11-30) and was the fastest causal candidate (1.26 against 1.33 ms
+      at B4 H32 S4096 D128), but its one loop masks every key block: Triton
+      3.6's warp specialization rejects a second loop and any dot outside
+      the loop (tried: the diagonal block before it), and a branch in the
+      loop fails its pipeliner. Masking before scaling keeps that to a
+      compare and a select per score.
     Before Hopper: the pointer path with Ampere-sized tiles.
     """
     if capability is None:
@@ -429,8 +440,7 @@ def _tune(q, k, v, out, causal: bool, scale: float, candidates: list[FlashConfig
                 rejected.append({"config": cfg.name,
                                  "reason": f"output differs from {baseline[0].name}: rel diff {diff:.3g}"})
                 continue
-        timings[cfg.name] = triton.testing.do_bench(
-            lambda c=cfg: _launch_flash(q, k, v, out, causal, scale, c), warmup=10, rep=40, return_mode="median")
+        timings[cfg.name] = device_time_ms(lambda c=cfg: _launch_flash(q, k, v, out, causal, scale, c))
     if not timings:
         raise RuntimeError("no flash-attention configuration ran: "
                            + "; ".join(f"{r['config']}: {r['reason']}" for r in rejected))

@@ -38,6 +38,8 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels.tuning import device_time_ms
+
 
 class Unsupported(RuntimeError):
     """This device / Triton build cannot run the requested GEMM (fp8 before Hopper, ...)."""
@@ -222,7 +224,10 @@ _SMEM_BYTES = 227 * 1024  # dynamic shared memory one Hopper CTA may use
 # large-GEMM tile, 128x128 serves sizes with too few 128x256 tiles to fill the SMs. Plain tiles run
 # two warp groups; Triton 3.6 warp-specializes a num_warps=4 kernel itself into a producer and two
 # consumer warp groups (12 warps), and rejects a split epilogue there.
-_TMA_TILES = ((128, 256, False, (3, 4)), (128, 256, True, (3,)), (128, 128, False, (4,)), (128, 128, True, (4,)))
+# (BM, BN, warp-specialized, stage counts). The 64x128 tile (one warpgroup) is for problems of
+# about a thousand: 1024^2 outputs make 64 tiles of 128x128, half the H200's 132 SMs.
+_TMA_TILES = ((128, 256, False, (3, 4)), (128, 256, True, (3,)), (128, 128, False, (4,)), (128, 128, True, (4,)),
+              (64, 128, False, (4,)))
 
 
 def _tma_configs() -> list[triton.Config]:
@@ -238,7 +243,7 @@ def _tma_configs() -> list[triton.Config]:
             for stages in sorted({min(s, fit) for s in stage_options}):
                 configs.append(triton.Config(
                     {"BM": bm, "BN": bn, "BK": bk, "GROUP_M": 8, "EPILOGUE_SPLIT": split, "WARP_SPECIALIZE": ws},
-                    num_warps=4 if ws else 8, num_stages=stages))
+                    num_warps=4 if ws or bm == 64 else 8, num_stages=stages))
     return configs
 
 
@@ -309,7 +314,7 @@ def _autotune_bench(kernel_call, quantiles):
     Triton build fails to compile ranks last instead of aborting the run; if all fail, the final
     launch raises the real error."""
     try:
-        return triton.testing.do_bench(kernel_call, warmup=5, rep=25, quantiles=quantiles)
+        return device_time_ms(kernel_call, quantiles)  # device time, not launch time (kernels.tuning)
     except Exception:  # noqa: BLE001 - a compiler rejection of one candidate
         return [float("inf")] * len(quantiles)
 
@@ -496,8 +501,7 @@ def _launch_tma_tf32_rowmajor_b(key, a, b, out):
             for name, launch in (("direct", direct), ("transpose_first", transpose_first)):
                 launch()  # tunes this variant
                 tuning[name] = _CHOSEN[key].pop("autotune_ms", None)
-            ms = {"direct": triton.testing.do_bench(direct, warmup=5, rep=25),
-                  "transpose_first": triton.testing.do_bench(transpose_first, warmup=5, rep=25)}
+            ms = {"direct": device_time_ms(direct), "transpose_first": device_time_ms(transpose_first)}
             _TF32_TRANSPOSE_FIRST[shape] = ms["transpose_first"] < ms["direct"]
             _CHOSEN[key].update(b_layout_ms=ms, autotune_ms=tuning)
         else:

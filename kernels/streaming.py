@@ -24,6 +24,8 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels.tuning import device_time_ms
+
 # (arrays read, arrays written, FLOPs per element): the one table the byte and
 # FLOP counts below are derived from.
 TRAFFIC = {
@@ -117,8 +119,8 @@ def _prune_elementwise(configs, named_args, **kwargs):
 
 
 def _autotune_bench(kernel_call, quantiles):
-    # Short per-candidate timing: the sweep times the winner properly.
-    return triton.testing.do_bench(kernel_call, warmup=5, rep=25, quantiles=quantiles)
+    # Short per-candidate device timing (see kernels.tuning): the sweep times the winner properly.
+    return device_time_ms(kernel_call, quantiles)
 
 
 # Tuned once per (kernel, dtype, size class) on the GPU it runs on: how many
