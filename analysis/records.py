@@ -22,7 +22,7 @@ Shapes of the nested fields, as the suite writes them:
                        "max_sm_clock_mhz", "max_mem_clock_mhz", "power_limit_w",
                        "default_power_limit_w"},
                "driver", "cuda", "cudnn", "torch", "triton", "python", "numpy", "platform",
-               "suite_version", "git_commit", "command"}
+               "suite_version", "git_commit", "source_digest", "command"}
 """
 from __future__ import annotations
 

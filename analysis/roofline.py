@@ -494,7 +494,10 @@ def assumptions(a: GpuAnalysis) -> list[str]:
             f"{k} {v}" for k, v in ((k, distinct(rs, lambda r, k=k: r.env.get(k))) for k in
                                     ("driver", "cuda", "cudnn", "torch", "triton", "python", "numpy", "platform"))
             if v != "?") or "not recorded")
-        + f"; suite {distinct(rs, lambda r: r.suite_version or r.env.get('suite_version'))}.",
+        + f"; suite {distinct(rs, lambda r: r.suite_version or r.env.get('suite_version'))}"
+        + "".join(f", {label} {v}" for label, v in (
+            ("git", distinct(rs, lambda r: r.env.get("git_commit"))),
+            ("source digest", distinct(rs, lambda r: r.env.get("source_digest")))) if v != "?") + ".",
         f"Seen by NVML while measuring: {telemetry_range([r for r in rs if r.meaningful])}.",
     ]
     methods: dict[str, int] = {}

@@ -17,7 +17,8 @@ def _versions() -> dict:
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {"torch": torch.__version__, "triton": triton.__version__, "cuda": torch.version.cuda,
             "cudnn": cudnn, "numpy": numpy.__version__, "python": platform.python_version(),
-            "platform": platform.platform(), "suite_version": suite.__version__, "git_commit": _git_commit()}
+            "platform": platform.platform(), "suite_version": suite.__version__, "git_commit": _git_commit(),
+            "source_digest": source_digest()}
 
 
 def _git_commit() -> str | None:
@@ -35,6 +36,34 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return head.stdout.strip() + ("-dirty" if dirty else "")
+
+
+# What the measurements depend on: the kernels, the harness and the analysis.
+_SOURCE_DIRS = ("kernels", "suite", "analysis")
+
+
+def source_digest(root: str | None = None) -> str:
+    """sha256 (first 16 hex digits) of the suite's Python sources and spec data.
+
+    A git commit alone can mislead: a working tree copied onto another machine
+    over an older checkout reports that checkout's commit ("-dirty"). The
+    digest names the code itself; the same digest at a commit means the same
+    code (`python -m suite env` prints it for a checkout).
+    """
+    import hashlib
+
+    root = root or os.path.dirname(os.path.dirname(os.path.abspath(suite.__file__)))
+    h = hashlib.sha256()
+    for top in _SOURCE_DIRS:
+        for dirpath, dirnames, filenames in os.walk(os.path.join(root, top)):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for name in sorted(filenames):
+                if name.endswith((".py", ".json")):
+                    path = os.path.join(dirpath, name)
+                    h.update(os.path.relpath(path, root).encode() + b"\0")
+                    with open(path, "rb") as f:
+                        h.update(f.read() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def _distributed() -> dict:
