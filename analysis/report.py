@@ -451,19 +451,20 @@ def _gemm_cases(a, recs) -> Section:
 
 
 def _gemm_search(a, recs) -> Section:
-    cols = [Col("dtype", "Dtype"), Col("shapes", "Shapes tried", "int"), Col("triton", "Triton best", "flop_per_s"),
+    cols = [Col("dtype", "Dtype"), Col("shapes", "Shapes measured", "int"), Col("triton", "Triton best", "flop_per_s"),
             Col("triton_shape", "Triton shape"), Col("vendor", "Vendor best", "flop_per_s"),
             Col("vendor_shape", "Vendor shape"), Col("triton_vs_vendor", "Triton best/vendor best", "ratio")]
     rows = []
     for dtype, rs in sorted(_group(recs, lambda r: r.dtype).items(), key=lambda kv: rl.dtype_rank(kv[0])):
         t = _best([r for r in rs if not r.vendor], "flop_per_s")
         v = _best([r for r in rs if r.vendor], "flop_per_s")
-        rows.append([dtype, len({r.case for r in rs}), t.flop_per_s if t else None, rl.shape_text(t) if t else None,
+        rows.append([dtype, len({r.case for r in rs if r.meaningful}), t.flop_per_s if t else None, rl.shape_text(t) if t else None,
                      v.flop_per_s if v else None, rl.shape_text(v) if v else None,
                      _ratio(t.flop_per_s if t else None, v.flop_per_s if v else None)])
     return Section(f"{a.label}: GEMM shape search", [Table(None, cols, rows)],
                    ["Best meaningful FLOP/s over every shape of the search, per side; the two sides' best "
-                    "shapes may differ."])
+                    "shapes may differ. Shapes measured: those with a meaningful, verified measurement "
+                    "(skipped ones, such as fp8 off its K plane, are listed under failures and skips)."])
 
 
 def _gemm_skinny(a, recs) -> Section:

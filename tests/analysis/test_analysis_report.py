@@ -182,3 +182,14 @@ def test_collectives_across_nodes_have_no_spec_column():
     rows = list(csv.reader(io.StringIO(report.render(rs, fmt="csv"))))
     peak = next(r for r in rows if r and r[0] == "all-reduce" and len(r) == 7)
     assert float(peak[3]) == pytest.approx(size / t * 2 * 15 / 16) and peak[5] == "" and peak[6] == ""
+
+
+def test_shape_search_counts_only_measured_shapes():
+    search = [gemm(m, 4096, 8192, 700e12, workload="gemm-shape-search") for m in (4096, 8192)]
+    search += [gemm(m, 4096, 8192, 690e12, impl="torch.matmul", vendor=True, workload="gemm-shape-search")
+               for m in (4096, 8192)]
+    search += [gemm(6144, 4096, 16384, 1.0, workload="gemm-shape-search", status="skipped", reason="time budget")]
+    rows = list(csv.reader(io.StringIO(report.render(search, fmt="csv"))))
+    title = next(i for i, r in enumerate(rows) if r and r[0].endswith("GEMM shape search"))
+    header, row = rows[title + 1], rows[title + 2]
+    assert header[:2] == ["dtype", "shapes"] and row[:2] == ["bf16", "2"]
