@@ -353,7 +353,7 @@ class FlashConfig:
         return {"name": self.name, **asdict(self)}
 
 
-def flash_candidates(head_dim: int, capability: tuple[int, int] | None, causal: bool = False) -> list[FlashConfig]:
+def flash_candidates(head_dim: int, capability: tuple[int, int] | None) -> list[FlashConfig]:
     """The configurations the fused kernel is tuned over; the first is the trusted baseline.
 
     Hopper and newer, all through TMA:
@@ -452,7 +452,7 @@ def _select(q, k, v, out, causal: bool, scale: float) -> FlashConfig:
     key = _tuning_key(q, causal)
     if key in _TUNED:
         return _TUNED[key][0]
-    candidates = flash_candidates(q.shape[-1], capability_of(q), causal)
+    candidates = flash_candidates(q.shape[-1], capability_of(q))
     if len(candidates) == 1:
         return candidates[0]
     if torch.cuda.is_current_stream_capturing():
@@ -487,4 +487,4 @@ def flash_attention_config(q, causal: bool) -> dict:
     if key in _TUNED:
         cfg, report = _TUNED[key]
         return {**cfg.as_dict(), **report}
-    return flash_candidates(q.shape[-1], capability_of(q), causal)[0].as_dict()
+    return flash_candidates(q.shape[-1], capability_of(q))[0].as_dict()

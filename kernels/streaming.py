@@ -118,17 +118,13 @@ def _prune_elementwise(configs, named_args, **kwargs):
     return [c for c in configs if 4 <= _vectors_per_thread(c.kwargs["BLOCK"], c.num_warps, esize) <= 16]
 
 
-def _autotune_bench(kernel_call, quantiles):
-    # Short per-candidate device timing (see kernels.tuning): the sweep times the winner properly.
-    return device_time_ms(kernel_call, quantiles)
-
-
 # Tuned once per (kernel, dtype, size class) on the GPU it runs on: how many
 # bytes each thread should keep in flight differs between working sets that
 # live in L2 and those that stream from HBM, and between GPUs.
 _elementwise_tuned = triton.autotune(_elementwise_configs(), key=["size_class", "OP"],
                                      prune_configs_by={"early_config_prune": _prune_elementwise},
-                                     do_bench=_autotune_bench)(_elementwise_kernel)
+                                     # short per-candidate device timing; the sweep times the winner properly
+                                     do_bench=device_time_ms)(_elementwise_kernel)
 
 
 @functools.lru_cache(maxsize=None)

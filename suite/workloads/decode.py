@@ -203,8 +203,8 @@ _ATTN_FULL = (
     + [_attn_case(32, *h, 4096) for h in (MHA, GQA)]
     + [_attn_case(8, *h, 32768, ragged=True) for h in (MHA, GQA)]
     + [_attn_case(64, *h, 4096, ragged=True) for h in (MHA, GQA)]
-    + [c for c in _ATTN_QUICK if c["batch"] in (16, 64, 256) and c["context"] in (1024, 2048, 16384)]
 )
+_ATTN_FULL += [c for c in _ATTN_QUICK if c not in _ATTN_FULL]  # the full sweep holds every quick case
 # Interpreter: lengths not multiples of the block, GQA groups, one with two splits.
 _ATTN_INTERPRET = [
     _attn_case(3, 4, 2, 37, ragged=True, head_dim=16),

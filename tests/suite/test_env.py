@@ -1,15 +1,17 @@
 """The source digest that names the code a run measured."""
 import shutil
+from pathlib import Path
 
+import suite
 from suite import env
 
 
 def _copy(tmp_path):
-    root = env.os.path.dirname(env.os.path.dirname(env.os.path.abspath(env.suite.__file__)))
+    root = Path(suite.__file__).resolve().parents[1]
     dst = tmp_path / "tree"
     for top in env._SOURCE_DIRS:
-        shutil.copytree(env.os.path.join(root, top), dst / top, ignore=shutil.ignore_patterns("__pycache__"))
-    return root, dst
+        shutil.copytree(root / top, dst / top, ignore=shutil.ignore_patterns("__pycache__"))
+    return str(root), dst
 
 
 def test_digest_names_the_code_not_the_place(tmp_path):
