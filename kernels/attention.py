@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass
 import torch
 import triton
 import triton.language as tl
+from triton.tools.tensor_descriptor import TensorDescriptor
 
 from kernels.tuning import device_time_ms
 
@@ -217,12 +218,14 @@ def _load_tile(src, row0, seq_len, ROWS: tl.constexpr, HEAD_DIM: tl.constexpr,
 
 
 @triton.jit
-def _attend_block(acc, l_i, m_i, q, k_src, v_src, start_n, m0, seq_len, qk_scale,
+def _attend_block(acc, l_i, m_i, q, k_src, v_src, row0, start_n, m0, seq_len, qk_scale,
                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
                   MASK: tl.constexpr,  # 0: none, 1: causal (key <= query), 2: key < seq_len
                   CHECK_ROWS: tl.constexpr, USE_TMA: tl.constexpr):
-    """Online-softmax update of (acc, l_i, m_i) with the key block at start_n; scores in log2 units."""
-    k = _load_tile(k_src, start_n, seq_len, BLOCK_N, HEAD_DIM, USE_TMA, CHECK_ROWS)
+    """Online-softmax update of (acc, l_i, m_i) with the key block at start_n; scores in log2 units.
+
+    row0 is the head's first row in the source (non-zero only for host descriptors over all heads)."""
+    k = _load_tile(k_src, row0 + start_n, row0 + seq_len, BLOCK_N, HEAD_DIM, USE_TMA, CHECK_ROWS)
     qk = tl.dot(q, tl.trans(k))
     if MASK != 0:
         # The mask is built here from scalars: a [BLOCK_M] row index tensor
@@ -230,7 +233,9 @@ def _attend_block(acc, l_i, m_i, q, k_src, v_src, start_n, m0, seq_len, qk_scale
         # triton 3.6 (its consumer warpgroups each own half of the rows).
         offs_n = tl.arange(0, BLOCK_N)
         if MASK == 1:  # key <= query, i.e. n - m <= m0 - start_n
-            keep = offs_n[None, :] - tl.arange(0, BLOCK_M)[:, None] <= m0 - start_n
+            # One compare per score: the row bound is a [BLOCK_M] vector (a
+            # subtraction on the 2-D tile cost an extra integer op per score).
+            keep = offs_n[None, :] <= (m0 - start_n + tl.arange(0, BLOCK_M))[:, None]
         else:
             keep = (start_n + offs_n)[None, :] < seq_len
         # Masked before scaling, so the scale and the shift below stay one FMA
@@ -244,19 +249,19 @@ def _attend_block(acc, l_i, m_i, q, k_src, v_src, start_n, m0, seq_len, qk_scale
     alpha = tl.math.exp2(m_i - m_ij)
     l_ij = tl.sum(p, 1)
     acc = acc * alpha[:, None]
-    v = _load_tile(v_src, start_n, seq_len, BLOCK_N, HEAD_DIM, USE_TMA, CHECK_ROWS)
+    v = _load_tile(v_src, row0 + start_n, row0 + seq_len, BLOCK_N, HEAD_DIM, USE_TMA, CHECK_ROWS)
     acc = tl.dot(p.to(v.dtype), v, acc)
     return acc, l_i * alpha + l_ij, m_ij
 
 
 @triton.jit
-def _attend(acc, l_i, m_i, q, k_src, v_src, lo, hi, m0, seq_len, qk_scale,
+def _attend(acc, l_i, m_i, q, k_src, v_src, row0, lo, hi, m0, seq_len, qk_scale,
             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
             MASK: tl.constexpr, CHECK_ROWS: tl.constexpr, USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr):
     """`_attend_block` over the key blocks [lo, hi)."""
     for start_n in tl.range(lo, hi, BLOCK_N, warp_specialize=WARP_SPEC):
         start_n = tl.multiple_of(start_n, BLOCK_N)
-        acc, l_i, m_i = _attend_block(acc, l_i, m_i, q, k_src, v_src, start_n, m0, seq_len, qk_scale,
+        acc, l_i, m_i = _attend_block(acc, l_i, m_i, q, k_src, v_src, row0, start_n, m0, seq_len, qk_scale,
                                       BLOCK_M, BLOCK_N, HEAD_DIM, MASK, CHECK_ROWS, USE_TMA)
     return acc, l_i, m_i
 
@@ -265,7 +270,7 @@ def _attend(acc, l_i, m_i, q, k_src, v_src, lo, hi, m0, seq_len, qk_scale,
 def _flash_fwd_kernel(Q, K, V, O, seq_len, qk_scale,
                       HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                       CAUSAL: tl.constexpr, EVEN: tl.constexpr,  # EVEN: seq_len a multiple of both blocks
-                      USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr):
+                      USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr, HOST_DESC: tl.constexpr):
     if CAUSAL:
         # Query blocks near the end attend to the most keys: launch them first
         # so the short ones fill the tail of the grid.
@@ -275,7 +280,21 @@ def _flash_fwd_kernel(Q, K, V, O, seq_len, qk_scale,
     head = tl.program_id(1).to(tl.int64) * seq_len * HEAD_DIM
     m0 = pid_m * BLOCK_M
     offs_m = m0 + tl.arange(0, BLOCK_M)
-    if USE_TMA:
+    row0 = 0
+    if HOST_DESC:
+        # Q, K, V are descriptors made on the host over all B*H*S rows; this
+        # head's rows start at row0. Only for EVEN shapes: a block never
+        # crosses into the next head. Saves each program writing and fencing
+        # descriptors in global memory before its first load. O stays a
+        # pointer: triton 3.6's warp specialization splits the output tile
+        # between its consumer groups and then rejects a store through a
+        # host descriptor of the whole tile.
+        row0 = tl.program_id(1) * seq_len
+        q_src = Q
+        k_src = K
+        v_src = V
+        o_dst = O + head
+    elif USE_TMA:
         # One descriptor per (batch, head): its bounds are this head's rows.
         q_src = tl.make_tensor_descriptor(Q + head, shape=[seq_len, HEAD_DIM], strides=[HEAD_DIM, 1],
                                           block_shape=[BLOCK_M, HEAD_DIM])
@@ -290,7 +309,7 @@ def _flash_fwd_kernel(Q, K, V, O, seq_len, qk_scale,
         k_src = K + head
         v_src = V + head
         o_dst = O + head
-    q = _load_tile(q_src, m0, seq_len, BLOCK_M, HEAD_DIM, USE_TMA, not EVEN)
+    q = _load_tile(q_src, row0 + m0, row0 + seq_len, BLOCK_M, HEAD_DIM, USE_TMA, not EVEN)
 
     m_i = tl.full((BLOCK_M,), float("-inf"), dtype=tl.float32)
     l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)
@@ -305,28 +324,28 @@ def _flash_fwd_kernel(Q, K, V, O, seq_len, qk_scale,
         else:
             diag_end = tl.minimum(m0 + BLOCK_M, seq_len)
         if WARP_SPEC:
-            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, 0, diag_end, m0, seq_len, qk_scale,
+            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, row0, 0, diag_end, m0, seq_len, qk_scale,
                                     BLOCK_M, BLOCK_N, HEAD_DIM, 1, not EVEN, USE_TMA, True)
         else:
             # m0 is a multiple of BLOCK_N; key <= query also drops keys past seq_len for real rows.
-            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, 0, m0, m0, seq_len, qk_scale,
+            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, row0, 0, m0, m0, seq_len, qk_scale,
                                     BLOCK_M, BLOCK_N, HEAD_DIM, 0, False, USE_TMA, False)
-            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, m0, diag_end, m0, seq_len, qk_scale,
+            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, row0, m0, diag_end, m0, seq_len, qk_scale,
                                     BLOCK_M, BLOCK_N, HEAD_DIM, 1, not EVEN, USE_TMA, False)
     elif EVEN:
-        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, 0, seq_len, m0, seq_len, qk_scale,
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, row0, 0, seq_len, m0, seq_len, qk_scale,
                                 BLOCK_M, BLOCK_N, HEAD_DIM, 0, False, USE_TMA, WARP_SPEC)
     elif WARP_SPEC:
-        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, 0, seq_len, m0, seq_len, qk_scale,
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, row0, 0, seq_len, m0, seq_len, qk_scale,
                                 BLOCK_M, BLOCK_N, HEAD_DIM, 2, True, USE_TMA, True)
     else:
         end = (seq_len // BLOCK_N) * BLOCK_N
-        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, 0, end, m0, seq_len, qk_scale,
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, row0, 0, end, m0, seq_len, qk_scale,
                                 BLOCK_M, BLOCK_N, HEAD_DIM, 0, False, USE_TMA, False)
-        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, end, seq_len, m0, seq_len, qk_scale,
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, row0, end, seq_len, m0, seq_len, qk_scale,
                                 BLOCK_M, BLOCK_N, HEAD_DIM, 2, True, USE_TMA, False)
-    out = (acc / l_i[:, None]).to(O.dtype.element_ty)
-    if USE_TMA:
+    out = (acc / l_i[:, None]).to(q.dtype)  # out has q's dtype (checked on the host)
+    if USE_TMA and not HOST_DESC:
         o_dst.store([m0, 0], out)
     else:
         tl.store(o_dst + offs_m[:, None] * HEAD_DIM + tl.arange(0, HEAD_DIM)[None, :], out,
@@ -343,11 +362,17 @@ class FlashConfig:
     # One masked key loop, warp-specialized by Triton (a producer warpgroup
     # issuing TMA loads, consumer warpgroups computing); needs tma.
     warp_specialize: bool = False
+    # With tma, no warp specialization and a sequence length that is a
+    # multiple of both blocks: the Q, K and V descriptors are made once on the
+    # host over all B*H*S rows instead of per program on the device (other
+    # cases always use the latter).
+    host_descriptors: bool = True
 
     @property
     def name(self) -> str:
         return (f"{self.block_m}x{self.block_n}-w{self.num_warps}-s{self.num_stages}"
-                + ("-tma" if self.tma else "") + ("-ws" if self.warp_specialize else ""))
+                + ("-tma" if self.tma else "") + ("-ws" if self.warp_specialize else "")
+                + ("-devdesc" if self.tma and not self.warp_specialize and not self.host_descriptors else ""))
 
     def as_dict(self) -> dict:
         return {"name": self.name, **asdict(self)}
@@ -398,13 +423,21 @@ def _launch_flash(q, k, v, out, causal: bool, scale: float, cfg: FlashConfig):
         raise ValueError(f"causal needs BLOCK_M a multiple of BLOCK_N; got {cfg.name}")
     if cfg.warp_specialize and not cfg.tma:
         raise ValueError(f"warp specialization needs the TMA path; got {cfg.name}")
-    if cfg.tma and q.is_cuda:
+    even = S % cfg.block_m == 0 and S % cfg.block_n == 0
+    # Not with warp specialization: on the H200 with triton 3.6 that kernel
+    # hung (never returned) with host descriptors (2026-11-30).
+    host_desc = cfg.tma and cfg.host_descriptors and even and not cfg.warp_specialize
+    args = (q, k, v, out)
+    if host_desc:
+        rows = B * H * S
+        args = tuple(TensorDescriptor(t.view(rows, D), shape=[rows, D], strides=[D, 1], block_shape=[block, D])
+                     for t, block in ((q, cfg.block_m), (k, cfg.block_n), (v, cfg.block_n))) + (out,)
+    elif cfg.tma and q.is_cuda:
         triton.set_allocator(_cuda_scratch)
     grid = (triton.cdiv(S, cfg.block_m), B * H)
-    _flash_fwd_kernel[grid](q, k, v, out, S, scale * LOG2E,
-                            HEAD_DIM=D, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal,
-                            EVEN=(S % cfg.block_m == 0 and S % cfg.block_n == 0),
-                            USE_TMA=cfg.tma, WARP_SPEC=cfg.warp_specialize,
+    _flash_fwd_kernel[grid](*args, S, scale * LOG2E,
+                            HEAD_DIM=D, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal, EVEN=even,
+                            USE_TMA=cfg.tma, WARP_SPEC=cfg.warp_specialize, HOST_DESC=host_desc,
                             num_warps=cfg.num_warps, num_stages=cfg.num_stages)
 
 
