@@ -16,8 +16,10 @@ the blocks left of the diagonal without any mask and only the diagonal block
 with one; a sequence length that is not a multiple of the block gets one
 masked tail block. On Hopper and newer the K/V/Q/O tiles move by TMA through
 tensor descriptors made per (batch, head), whose bounds zero-fill reads past
-the sequence end and clip writes; elsewhere (and in Triton's interpreter) the
-same kernel uses masked pointer loads. A warp-specialized form (Triton splits
+the sequence end and clip writes; when the sequence length is a multiple of
+the blocks, the split form instead takes Q, K and V descriptors made once on
+the host over all B*H*S rows (no descriptor writes per program). Elsewhere
+(and in Triton's interpreter) the same kernel uses masked pointer loads. A warp-specialized form (Triton splits
 the key loop into a TMA producer warpgroup and two consumer warpgroups whose
 softmax and MMAs overlap) runs one loop with every block masked, the only
 shape Triton 3.6's Hopper pass accepts. Which form and tile run is chosen by
@@ -394,12 +396,17 @@ def flash_candidates(head_dim: int, capability: tuple[int, int] | None) -> list[
       wrong results (rel err inf against float64) and is not offered; so did
       the causal kernel while its mask used a row-index tensor made outside
       the loop (rel err 0.19). Made inside the loop, it is right (GPU tests,
-      2026-11-30) and was the fastest causal candidate (1.26 against 1.33 ms
-      at B4 H32 S4096 D128), but its one loop masks every key block: Triton
-      3.6's warp specialization rejects a second loop and any dot outside
-      the loop (tried: the diagonal block before it), and a branch in the
-      loop fails its pipeliner. Masking before scaling keeps that to a
-      compare and a select per score.
+      2026-11-30) and was the fastest causal candidate (1.24 against 1.25 ms
+      for the split form at B4 H32 S4096 D128, h200-session3.jsonl), but
+      its one loop masks every key block: Triton 3.6's warp specialization
+      rejects a second loop and any dot outside the loop (tried: the
+      diagonal block before it and after it, "Unexpected op"), and a branch
+      in the loop fails its pipeliner. Masking before scaling, against a
+      per-row bound, keeps that to a compare and a select per score: the
+      sm_90 SASS of the consumer's loop has 623 instructions against 430
+      for the unmasked kernel (it had 700 with the bound subtracted on the
+      tile). With host descriptors this kernel hung on the H200, so it
+      always makes its descriptors on the device.
     Before Hopper: the pointer path with Ampere-sized tiles.
     """
     if capability is None:

@@ -113,10 +113,10 @@ def _vectors_per_thread(block: int, num_warps: int, esize: int) -> float:
 
 def _prune_elementwise(configs, named_args, **kwargs):
     # Between 1 and 16 16-byte accesses per thread per array. One is what
-    # torch's elementwise kernels issue, and at 2 GiB on the H200 it was the
-    # fastest for copy and scale (one array read, one written): 0.99-1.01x
-    # torch, against 0.95-0.97x with 4-16 (2026-11-30, .exp probe). Many
-    # small programs keep the reads and writes of a wave close together.
+    # torch's elementwise kernels issue, and for copy and scale at 2 GiB on
+    # the H200 (one array read, one written) it matched torch where 4-16 per
+    # thread stayed at 0.95-0.97x (h200-followup.jsonl against
+    # h200-session3.jsonl, where the tuner picked one for both).
     esize = named_args["out_ptr"].element_size()
     return [c for c in configs if 1 <= _vectors_per_thread(c.kwargs["BLOCK"], c.num_warps, esize) <= 16]
 
