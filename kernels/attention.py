@@ -52,7 +52,7 @@ import triton
 import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
-from kernels.tuning import device_time_ms
+from kernels.tuning import fastest_interleaved
 
 LOG2E = 1.4426950408889634
 HEAD_DIMS = (16, 32, 64, 128)
@@ -457,14 +457,14 @@ def _tuning_key(q, causal: bool) -> tuple:
 
 
 def _tune(q, k, v, out, causal: bool, scale: float, candidates: list[FlashConfig]) -> tuple[FlashConfig, dict]:
-    """Time each candidate on these inputs; keep the fastest that agrees with the baseline.
+    """Time each candidate on these inputs (rotating rounds, see kernels.tuning); keep the fastest that agrees with the baseline.
 
     A candidate that fails to compile (shared memory, a schedule the compiler
     rejects) or whose output differs from the first working candidate's is
     dropped with its reason, so an aggressive configuration can cost time but
     never a wrong or missing result.
     """
-    timings, rejected, baseline = {}, [], None
+    runnable, rejected, baseline = {}, [], None
     for cfg in candidates:
         try:
             _launch_flash(q, k, v, out, causal, scale, cfg)
@@ -480,7 +480,8 @@ def _tune(q, k, v, out, causal: bool, scale: float, candidates: list[FlashConfig
                 rejected.append({"config": cfg.name,
                                  "reason": f"output differs from {baseline[0].name}: rel diff {diff:.3g}"})
                 continue
-        timings[cfg.name] = device_time_ms(lambda c=cfg: _launch_flash(q, k, v, out, causal, scale, c))
+        runnable[cfg.name] = lambda c=cfg: _launch_flash(q, k, v, out, causal, scale, c)
+    timings = fastest_interleaved(runnable) if runnable else {}
     if not timings:
         raise RuntimeError("no flash-attention configuration ran: "
                            + "; ".join(f"{r['config']}: {r['reason']}" for r in rejected))

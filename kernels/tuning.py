@@ -11,6 +11,8 @@ captured the plain timing is the fallback.
 """
 from __future__ import annotations
 
+import statistics
+
 import triton
 
 
@@ -24,3 +26,21 @@ def device_time_ms(fn, quantiles=None, rep: int = 25):
     except Exception:  # noqa: BLE001 -- not capturable: time plain launches instead
         torch.cuda.synchronize()
         return triton.testing.do_bench(fn, warmup=5, rep=rep, quantiles=quantiles, return_mode="median")
+
+
+def fastest_interleaved(fns: dict, rounds: int = 3, rep: int = 25) -> dict:
+    """Median device time (ms) of each candidate over `rounds` rounds, candidates in rotating order.
+
+    Timing candidates one after the other favours the first: on long kernels
+    the GPU heats up and lowers its clock toward its power cap while the later
+    ones run (at B4 H32 S16384 causal attention on the H200 the warp-specialized
+    kernel, timed last, read 18.1 ms in tuning and the split kernel 17.6,
+    though it ran 15.8 ms against 17.6 in a sweep that alternates them).
+    Rotating the order gives each candidate every position.
+    """
+    names = list(fns)
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            times[name].append(device_time_ms(fns[name], rep=rep))
+    return {name: statistics.median(t) for name, t in times.items()}
