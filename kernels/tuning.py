@@ -28,19 +28,26 @@ def device_time_ms(fn, quantiles=None, rep: int = 25):
         return triton.testing.do_bench(fn, warmup=5, rep=rep, quantiles=quantiles, return_mode="median")
 
 
-def fastest_interleaved(fns: dict, rounds: int = 3, rep: int = 25) -> dict:
-    """Median device time (ms) of each candidate over `rounds` rounds, candidates in rotating order.
+def fastest_interleaved(fns: dict, rep: int = 25) -> dict:
+    """Median device time (ms) of each candidate, the candidates timed in rotating order.
 
-    Timing candidates one after the other favours the first: on long kernels
-    the GPU heats up and lowers its clock toward its power cap while the later
-    ones run (at B4 H32 S16384 causal attention on the H200 the warp-specialized
-    kernel, timed last, read 18.1 ms in tuning and the split kernel 17.6,
-    though it ran 15.8 ms against 17.6 in a sweep that alternates them).
-    Rotating the order gives each candidate every position.
+    Timed one after the other, a candidate's position matters: on long
+    kernels the GPU heats up and lowers its clock toward its power cap while
+    the later ones run. There are as many rounds as candidates and each
+    round starts one candidate later, so every candidate is timed once in
+    every position and a drift that depends on the position cancels out of
+    the comparison.
+
+    It does not make a short tuning measurement a steady-state one: at B4
+    H32 S16384 causal bf16 attention on the H200 the split and the
+    warp-specialized kernels read within 3% of each other in tuning (17.6
+    against 18.1 ms timed in order, 17.8 against 17.8 rotated), while the
+    sweep's alternating measurement ran the warp-specialized one at 15.8 ms
+    and the split one at 17.0-17.1 (h200-followup.jsonl, h200-session3*.jsonl).
     """
     names = list(fns)
     times = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
+    for r in range(len(names)):
+        for name in names[r:] + names[:r]:
             times[name].append(device_time_ms(fns[name], rep=rep))
     return {name: statistics.median(t) for name, t in times.items()}
