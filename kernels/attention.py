@@ -235,8 +235,8 @@ def _attend_block(acc, l_i, m_i, q, k_src, v_src, row0, start_n, m0, seq_len, qk
         # triton 3.6 (its consumer warpgroups each own half of the rows).
         offs_n = tl.arange(0, BLOCK_N)
         if MASK == 1:  # key <= query, i.e. n - m <= m0 - start_n
-            # One compare per score: the row bound is a [BLOCK_M] vector (a
-            # subtraction on the 2-D tile cost an extra integer op per score).
+            # The row bound is a [BLOCK_M] vector, the compare the only op on
+            # the 2-D tile besides the select.
             keep = offs_n[None, :] <= (m0 - start_n + tl.arange(0, BLOCK_M))[:, None]
         else:
             keep = (start_n + offs_n)[None, :] < seq_len
@@ -402,9 +402,9 @@ def flash_candidates(head_dim: int, capability: tuple[int, int] | None) -> list[
       rejects a second loop and any dot outside the loop (tried: the
       diagonal block before it and after it, "Unexpected op"), and a branch
       in the loop fails its pipeliner. Masking before scaling, against a
-      per-row bound, keeps that to a compare and a select per score: the
-      sm_90 SASS of the consumer's loop has 623 instructions against 430
-      for the unmasked kernel (it had 700 with the bound subtracted on the
+      per-row bound, keeps the scale and shift one FMA per score; still,
+      the sm_90 SASS of the consumer's loop has 623 instructions against
+      430 for the unmasked kernel (625 with the bound subtracted on the
       tile). With host descriptors this kernel hung on the H200, so it
       always makes its descriptors on the device.
     Before Hopper: the pointer path with Ampere-sized tiles.
