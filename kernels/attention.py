@@ -19,10 +19,11 @@ tensor descriptors made per (batch, head), whose bounds zero-fill reads past
 the sequence end and clip writes; when the sequence length is a multiple of
 the blocks, the split form instead takes Q, K and V descriptors made once on
 the host over all B*H*S rows (no descriptor writes per program). Elsewhere
-(and in Triton's interpreter) the same kernel uses masked pointer loads. A warp-specialized form (Triton splits
-the key loop into a TMA producer warpgroup and two consumer warpgroups whose
-softmax and MMAs overlap) runs one loop with every block masked, the only
-shape Triton 3.6's Hopper pass accepts. Which form and tile run is chosen by
+(and in Triton's interpreter) the same kernel uses masked pointer loads. A
+warp-specialized form (Triton splits the key loop into a TMA producer
+warpgroup and two consumer warpgroups whose softmax and MMAs overlap) runs
+one loop with every block masked, the only shape Triton 3.6's Hopper pass
+accepts. Which form and tile run is chosen by
 timing a few candidates on the first call for a shape (`flash_candidates`,
 reported by `flash_attention_config`).
 
@@ -52,7 +53,7 @@ import triton
 import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
-from kernels.tuning import fastest_interleaved
+from kernels.tuning import interleaved_times_ms
 
 LOG2E = 1.4426950408889634
 HEAD_DIMS = (16, 32, 64, 128)
@@ -457,7 +458,9 @@ def _tuning_key(q, causal: bool) -> tuple:
 
 
 def _tune(q, k, v, out, causal: bool, scale: float, candidates: list[FlashConfig]) -> tuple[FlashConfig, dict]:
-    """Time each candidate on these inputs (rotating rounds, see kernels.tuning); keep the fastest that agrees with the baseline.
+    """Time each candidate on these inputs; keep the fastest that agrees with the baseline.
+
+    The candidates are timed in rotating rounds (`kernels.tuning.interleaved_times_ms`).
 
     A candidate that fails to compile (shared memory, a schedule the compiler
     rejects) or whose output differs from the first working candidate's is
@@ -481,7 +484,7 @@ def _tune(q, k, v, out, causal: bool, scale: float, candidates: list[FlashConfig
                                  "reason": f"output differs from {baseline[0].name}: rel diff {diff:.3g}"})
                 continue
         runnable[cfg.name] = lambda c=cfg: _launch_flash(q, k, v, out, causal, scale, c)
-    timings = fastest_interleaved(runnable) if runnable else {}
+    timings = interleaved_times_ms(runnable)
     if not timings:
         raise RuntimeError("no flash-attention configuration ran: "
                            + "; ".join(f"{r['config']}: {r['reason']}" for r in rejected))

@@ -28,8 +28,8 @@ def device_time_ms(fn, quantiles=None, rep: int = 25):
         return triton.testing.do_bench(fn, warmup=5, rep=rep, quantiles=quantiles, return_mode="median")
 
 
-def fastest_interleaved(fns: dict, rep: int = 25) -> dict:
-    """Median device time (ms) of each candidate, the candidates timed in rotating order.
+def interleaved_times_ms(fns: dict, rep: int = 25) -> dict:
+    """Median device time (ms) of each candidate {name: ms}, the candidates timed in rotating order.
 
     Timed one after the other, a candidate's position matters: on long
     kernels the GPU heats up and lowers its clock toward its power cap while

@@ -22,7 +22,7 @@ def test_every_candidate_is_timed_once_in_every_position(monkeypatch, n):
     log = []
     names = [f"c{i}" for i in range(n)]
     monkeypatch.setattr(kt, "device_time_ms", _heating_timer({k: 1.0 for k in names}, 0.0, log))
-    kt.fastest_interleaved({k: (lambda k=k: k) for k in names})
+    kt.interleaved_times_ms({k: (lambda k=k: k) for k in names})
     assert len(log) == n * n
     rounds = [log[r * n:(r + 1) * n] for r in range(n)]
     for r in rounds:
@@ -42,6 +42,6 @@ def test_a_drift_with_position_does_not_pick_the_first_candidate(monkeypatch, n)
     monkeypatch.setattr(kt, "device_time_ms", _heating_timer(cost, 0.1, log))
     sequential = {k: kt.device_time_ms(lambda k=k: k) for k in names}
     assert min(sequential, key=sequential.get) == names[0]
-    times = kt.fastest_interleaved({k: (lambda k=k: k) for k in names})
+    times = kt.interleaved_times_ms({k: (lambda k=k: k) for k in names})
     assert min(times, key=times.get) == names[-1]
     assert times[names[0]] - times[names[-1]] == pytest.approx(0.05)
