@@ -23,7 +23,8 @@ the host over all B*H*S rows (no descriptor writes per program). Elsewhere
 warp-specialized form (Triton splits the key loop into a TMA producer
 warpgroup and two consumer warpgroups whose softmax and MMAs overlap) runs
 one loop with every block masked, the only shape Triton 3.6's Hopper pass
-accepts. Which form and tile run is chosen by
+accepts. Causal programs run longest first, the heads taken in groups
+whose K and V fit in L2 (`causal_head_group`). Which form and tile run is chosen by
 timing a few candidates on the first call for a shape (`flash_candidates`,
 reported by `flash_attention_config`).
 
@@ -270,17 +271,31 @@ def _attend(acc, l_i, m_i, q, k_src, v_src, row0, lo, hi, m0, seq_len, qk_scale,
 
 
 @triton.jit
-def _flash_fwd_kernel(Q, K, V, O, seq_len, qk_scale,
+def _flash_fwd_kernel(Q, K, V, O, seq_len, qk_scale, num_heads, head_group,
                       HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                       CAUSAL: tl.constexpr, EVEN: tl.constexpr,  # EVEN: seq_len a multiple of both blocks
                       USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr, HOST_DESC: tl.constexpr):
+    # One program per (query block, batch*head) on a 1-D grid; num_heads is B*H.
+    pid = tl.program_id(0)
+    num_m = tl.cdiv(seq_len, BLOCK_M)
     if CAUSAL:
-        # Query blocks near the end attend to the most keys: launch them first
-        # so the short ones fill the tail of the grid.
-        pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
+        # Longest first: query block i sees i+1 key blocks. The heads go in
+        # groups of head_group; within a group the programs run from the last
+        # query block to the first, every head of the group at one block before
+        # the next block, so the grid ends on the shortest programs of all.
+        # The group bounds the K and V that programs running together read
+        # (`causal_head_group` sizes it to L2). head_group = 1 is the plain
+        # order: head by head, each from its last query block to its first.
+        group = pid // (head_group * num_m)
+        first = group * head_group
+        size = tl.minimum(head_group, num_heads - first)
+        rank = pid - group * head_group * num_m
+        pid_m = num_m - 1 - rank // size
+        bh = first + rank % size
     else:
-        pid_m = tl.program_id(0)
-    head = tl.program_id(1).to(tl.int64) * seq_len * HEAD_DIM
+        pid_m = pid % num_m
+        bh = pid // num_m
+    head = bh.to(tl.int64) * seq_len * HEAD_DIM
     m0 = pid_m * BLOCK_M
     offs_m = m0 + tl.arange(0, BLOCK_M)
     row0 = 0
@@ -292,7 +307,7 @@ def _flash_fwd_kernel(Q, K, V, O, seq_len, qk_scale,
         # pointer: triton 3.6's warp specialization splits the output tile
         # between its consumer groups and then rejects a store through a
         # host descriptor of the whole tile.
-        row0 = tl.program_id(1) * seq_len
+        row0 = bh * seq_len
         q_src = Q
         k_src = K
         v_src = V
@@ -425,7 +440,22 @@ def _cuda_scratch(size: int, alignment: int, stream):
     return torch.empty(size, dtype=torch.int8, device="cuda")
 
 
-def _launch_flash(q, k, v, out, causal: bool, scale: float, cfg: FlashConfig):
+def causal_head_group(seq_len: int, head_dim: int, esize: int, num_heads: int, l2_bytes: int) -> int:
+    """How many heads the causal kernel's longest-first order takes together: as many as
+    have their K and V (2*S*D*esize bytes each) fit in half of L2, at least one. The
+    programs that run at once then share a few heads' K and V in L2 instead of each
+    streaming its own from HBM."""
+    kv_bytes = 2 * seq_len * head_dim * esize
+    return max(1, min(num_heads, (l2_bytes // 2) // kv_bytes))
+
+
+def _l2_bytes(device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).L2_cache_size
+    return 1 << 20  # the interpreter: any size exercises the same index arithmetic
+
+
+def _launch_flash(q, k, v, out, causal: bool, scale: float, cfg: FlashConfig, head_group: int | None = None):
     B, H, S, D = q.shape
     if causal and cfg.block_m % cfg.block_n:
         raise ValueError(f"causal needs BLOCK_M a multiple of BLOCK_N; got {cfg.name}")
@@ -442,8 +472,10 @@ def _launch_flash(q, k, v, out, causal: bool, scale: float, cfg: FlashConfig):
                      for t, block in ((q, cfg.block_m), (k, cfg.block_n), (v, cfg.block_n))) + (out,)
     elif cfg.tma and q.is_cuda:
         triton.set_allocator(_cuda_scratch)
-    grid = (triton.cdiv(S, cfg.block_m), B * H)
-    _flash_fwd_kernel[grid](*args, S, scale * LOG2E,
+    if head_group is None:
+        head_group = causal_head_group(S, D, q.element_size(), B * H, _l2_bytes(q.device)) if causal else 1
+    grid = (triton.cdiv(S, cfg.block_m) * B * H,)
+    _flash_fwd_kernel[grid](*args, S, scale * LOG2E, B * H, head_group,
                             HEAD_DIM=D, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal, EVEN=even,
                             USE_TMA=cfg.tma, WARP_SPEC=cfg.warp_specialize, HOST_DESC=host_desc,
                             num_warps=cfg.num_warps, num_stages=cfg.num_stages)

@@ -70,6 +70,29 @@ def test_fused_matches_reference(shape, causal, cfg, device):
     assert rel_err(out, reference(q, k, v, causal)) < FP16_TOL
 
 
+@pytest.mark.parametrize("head_group", [1, 2, 3, 5, 7])
+@pytest.mark.parametrize("cfg", [CONFIGS[0], CONFIGS[-1]], ids=lambda c: c.name)
+def test_causal_head_groups(head_group, cfg, device):
+    """The causal grid's longest-first order, with head groups that do and do not divide
+    B*H (5 heads) and one larger than it: every (query block, head) is computed once.
+    Three or more query blocks per head (ragged) on either device."""
+    S = 40 if device == "cpu" else 300
+    q, k, v = qkv((1, 5, S, 16), device)
+    out = poisoned(q)
+    ka._launch_flash(q, k, v, out, True, 1 / math.sqrt(16), cfg, head_group=head_group)
+    assert torch.isfinite(out).all(), "unwritten (NaN) elements"
+    assert rel_err(out, reference(q, k, v, True)) < FP16_TOL
+
+
+def test_causal_head_group_fits_half_of_l2():
+    # H200: 50 MiB of L2; K and V of one head at S=4096, D=128, bf16 are 2 MiB.
+    l2 = 50 << 20
+    assert ka.causal_head_group(4096, 128, 2, 128, l2) == 12
+    assert ka.causal_head_group(16384, 128, 2, 128, l2) == 3
+    assert ka.causal_head_group(65536, 128, 2, 128, l2) == 1  # one head's K and V exceed it: still one
+    assert ka.causal_head_group(512, 64, 2, 8, l2) == 8  # never more than the heads there are
+
+
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}H{}S{}D{}".format(*s))
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
 def test_naive_matches_reference(shape, causal, device):
