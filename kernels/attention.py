@@ -22,8 +22,9 @@ the host over all B*H*S rows (no descriptor writes per program). Elsewhere
 (and in Triton's interpreter) the same kernel uses masked pointer loads. A
 warp-specialized form (Triton splits the key loop into a TMA producer
 warpgroup and two consumer warpgroups whose softmax and MMAs overlap) runs
-one loop with every block masked, the only shape Triton 3.6's Hopper pass
-accepts. Causal programs run longest first, the heads taken in groups
+one loop over every key block, the only shape Triton 3.6's Hopper pass
+accepts; for causal, each block's score accumulator starts from a bias tile
+that is the causal mask on the diagonal block and zero elsewhere. Causal programs run longest first, the heads taken in groups
 whose K and V fit in L2 (`causal_head_group`). Which form and tile run is chosen by
 timing a few candidates on the first call for a shape (`flash_candidates`,
 reported by `flash_attention_config`).
@@ -224,14 +225,28 @@ def _load_tile(src, row0, seq_len, ROWS: tl.constexpr, HEAD_DIM: tl.constexpr,
 @triton.jit
 def _attend_block(acc, l_i, m_i, q, k_src, v_src, row0, start_n, m0, seq_len, qk_scale,
                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
-                  MASK: tl.constexpr,  # 0: none, 1: causal (key <= query), 2: key < seq_len
+                  MASK: tl.constexpr,  # 0: none, 1: causal (key <= query), 2: key < seq_len,
+                                       # 3: causal with BLOCK_M == BLOCK_N, a bias on the diagonal block
                   CHECK_ROWS: tl.constexpr, USE_TMA: tl.constexpr):
     """Online-softmax update of (acc, l_i, m_i) with the key block at start_n; scores in log2 units.
 
     row0 is the head's first row in the source (non-zero only for host descriptors over all heads)."""
     k = _load_tile(k_src, row0 + start_n, row0 + seq_len, BLOCK_N, HEAD_DIM, USE_TMA, CHECK_ROWS)
-    qk = tl.dot(q, tl.trans(k))
-    if MASK != 0:
+    if MASK == 3:
+        # For the warp-specialized loop, which visits every block of a causal
+        # row and may not branch: with square blocks the only masked block is
+        # the one at start_n == m0, and its mask is the same tile for every
+        # program: -1e30 above the diagonal. The tensor cores add it as the
+        # accumulator's start value, times 0 or 1. In the sm_90 SASS the
+        # consumer's loop has 517 instructions against 453 unmasked; the
+        # compare and select of MASK 1 made it 644 (triton 3.6, offline
+        # compile). -1e30 leaves every masked score below -1e29, whose exp2
+        # after scaling is 0; the diagonal keeps each row one finite score.
+        diag = tl.where(tl.arange(0, BLOCK_N)[None, :] > tl.arange(0, BLOCK_M)[:, None], -1e30, 0.0)
+        qk = tl.dot(q, tl.trans(k), diag * (start_n == m0).to(tl.float32))
+    else:
+        qk = tl.dot(q, tl.trans(k))
+    if MASK == 1 or MASK == 2:
         # The mask is built here from scalars: a [BLOCK_M] row index tensor
         # carried into a warp-specialized loop gave wrong causal results on
         # triton 3.6 (its consumer warpgroups each own half of the rows).
@@ -334,8 +349,10 @@ def _flash_fwd_kernel(Q, K, V, O, seq_len, qk_scale, num_heads, head_group,
     acc = tl.zeros((BLOCK_M, HEAD_DIM), dtype=tl.float32)
     # Split form: the key blocks every row sees in full run unmasked, then the
     # diagonal block (causal) or the partial last block (ragged) with a mask.
-    # Warp-specialized form: one loop with every block masked, the only loop
-    # shape Triton's Hopper warp specialization accepts (it fails on a second loop).
+    # Warp-specialized form: one loop over every block, the only loop shape
+    # Triton's Hopper warp specialization accepts (it fails on a second loop);
+    # each block is masked (ragged, or causal with BLOCK_M != BLOCK_N) or, for
+    # causal square blocks, its scores start from the diagonal's bias tile.
     if CAUSAL:
         if EVEN:
             diag_end = m0 + BLOCK_M
@@ -343,7 +360,8 @@ def _flash_fwd_kernel(Q, K, V, O, seq_len, qk_scale, num_heads, head_group,
             diag_end = tl.minimum(m0 + BLOCK_M, seq_len)
         if WARP_SPEC:
             acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, row0, 0, diag_end, m0, seq_len, qk_scale,
-                                    BLOCK_M, BLOCK_N, HEAD_DIM, 1, not EVEN, USE_TMA, True)
+                                    BLOCK_M, BLOCK_N, HEAD_DIM, 3 if BLOCK_M == BLOCK_N else 1, not EVEN,
+                                    USE_TMA, True)
         else:
             # m0 is a multiple of BLOCK_N; key <= query also drops keys past seq_len for real rows.
             acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, row0, 0, m0, m0, seq_len, qk_scale,
@@ -414,15 +432,15 @@ def flash_candidates(head_dim: int, capability: tuple[int, int] | None) -> list[
       the loop (rel err 0.19). Made inside the loop, it is right (GPU tests,
       2026-11-30) and was the fastest causal candidate (1.24 against 1.25 ms
       for the split form at B4 H32 S4096 D128, h200-session3.jsonl), but
-      its one loop masks every key block: Triton 3.6's warp specialization
+      its one loop visits every key block: Triton 3.6's warp specialization
       rejects a second loop and any dot outside the loop (tried: the
       diagonal block before it and after it, "Unexpected op"), and a branch
-      in the loop fails its pipeliner. Masking before scaling, against a
-      per-row bound, keeps the scale and shift one FMA per score; still,
-      the sm_90 SASS of the consumer's loop has 623 instructions against
-      430 for the unmasked kernel (625 with the bound subtracted on the
-      tile). With host descriptors this kernel hung on the H200, so it
-      always makes its descriptors on the device.
+      in the loop fails its pipeliner. A compare and select on every block
+      made the consumer's loop 644 sm_90 SASS instructions against 453
+      unmasked; the diagonal's bias tile as the QK accumulator's start
+      value (MASK 3) makes it 517 (offline compiles with triton 3.6's
+      ptxas, counted with nvdisasm). With host descriptors this kernel hung
+      on the H200, so it always makes its descriptors on the device.
     Before Hopper: the pointer path with Ampere-sized tiles.
     """
     if capability is None:

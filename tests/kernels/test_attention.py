@@ -26,7 +26,8 @@ if HAS_CUDA:
 else:
     CONFIGS = [ka.FlashConfig(16, 16, 4, 1), ka.FlashConfig(32, 16, 4, 1),
                ka.FlashConfig(32, 16, 4, 1, tma=True), ka.FlashConfig(32, 16, 4, 1, tma=True, host_descriptors=False),
-               ka.FlashConfig(32, 16, 4, 1, tma=True, warp_specialize=True)]
+               ka.FlashConfig(32, 16, 4, 1, tma=True, warp_specialize=True),
+               ka.FlashConfig(16, 16, 4, 1, tma=True, warp_specialize=True)]
 
 SHAPES = [(1, 2, 37, 16), (2, 1, 50, 64), (1, 1, 64, 32), (1, 1, 1, 16)]  # (B, H, S, D)
 
