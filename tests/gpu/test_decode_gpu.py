@@ -43,7 +43,13 @@ def test_target_cases(ctx, params):
     recs = run(ctx, "decode-attention", params)
     tri = recs["triton"]
     assert tri.status == "ok", tri.reason
-    assert tri.timing["method"] == "cuda-graph" and tri.config["num_splits"] >= 1
+    # The timer's own rule on the estimates it recorded: a graph only where it beat plain launches
+    # by more than graph_gain. A ~0.5 ms kernel may go either way: the H200 timed B32 S4096 with
+    # plain launches in benchmarks/results/logs/h200-session4-pytest-gpu-all.log.
+    t = tri.timing
+    assert t["method"] == timing.choose_method(t["eager_estimate_s"], t["graph_estimate_s"],
+                                               ctx.policy.graph_gain)
+    assert tri.config["num_splits"] >= 1
     assert tri.moved_bytes >= tri.bytes  # the partials on top of the minimum
     vendors = {n: r.bytes_per_s for n, r in recs.items() if r.vendor and r.status == "ok"}
     assert vendors, "no SDPA backend ran the target case"

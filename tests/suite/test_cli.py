@@ -6,6 +6,8 @@ import sys
 import pytest
 import torch
 
+from conftest import interpreted_here
+from suite import cli
 from suite.cli import main
 
 
@@ -75,7 +77,8 @@ def test_list_and_dry_run(capsys):
     assert "stream-copy" in out and "2048 MiB" in out and "(quick sweep)" in out
 
 
-def test_interpret_sweep_end_to_end(tmp_path, capsys):
+@interpreted_here
+def test_interpret_sweep_end_to_end(tmp_path, capsys, working_interpreter):
     out = tmp_path / "r.jsonl"
     rc = main(["sweep", "--interpret", "--only", "stream-copy", "--dtype", "fp32", "--out", str(out),
                "--no-progress", "--no-report"])
@@ -104,3 +107,17 @@ def test_compare_picks_gpus_of_one_file(tmp_path, capsys):
     assert "stream-copy,2048 MiB,fp32,triton,0.001,0.002,1.0,0.5," in out
     assert main(["compare", str(f), "--gpu-a", "0", "--gpu-b", "7"]) == 2
     assert "matches no GPU" in _err_line(capsys)
+
+
+@interpreted_here
+def test_interpreter_probe_passes_on_this_triton():
+    # CI's Triton (the newest) runs the probe's computed-bound loop and sums right.
+    assert cli._interpreter_problem() is None
+
+
+def test_unusable_interpreter_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_interpreter_problem", lambda: "Triton 3.6.0's interpreter cannot run a kernel loop")
+    out = tmp_path / "r.jsonl"
+    assert main(["sweep", "--interpret", "--only", "stream-copy", "--out", str(out), "--no-progress"]) == 2
+    assert _err_line(capsys) == "error: Triton 3.6.0's interpreter cannot run a kernel loop"
+    assert not out.exists()

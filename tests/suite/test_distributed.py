@@ -53,7 +53,7 @@ def _check_gathered(out: Path, world: int, cases: int, runs: int = 1) -> None:
     assert distributed.part_files(out) == []  # merged, then removed
 
 
-def test_sweep_all_gpus_gathers_every_rank_into_one_file(tmp_path):
+def test_sweep_all_gpus_gathers_every_rank_into_one_file(tmp_path, working_interpreter):
     out = tmp_path / "r.jsonl"
     p = _run(SWEEP + ["--nproc", "2", "--out", str(out)])
     assert p.returncode == 0, p.stderr
@@ -61,7 +61,7 @@ def test_sweep_all_gpus_gathers_every_rank_into_one_file(tmp_path):
     assert f"wrote 12 records from 2 ranks to {out}" in p.stderr
 
 
-def test_sweep_all_gpus_at_world_size_8(tmp_path):
+def test_sweep_all_gpus_at_world_size_8(tmp_path, working_interpreter):
     out = tmp_path / "r8.jsonl"
     p = _run(SWEEP + ["--nproc", "8", "--size", "4124 B", "--out", str(out)])
     assert p.returncode == 0, p.stderr
@@ -69,7 +69,7 @@ def test_sweep_all_gpus_at_world_size_8(tmp_path):
     assert sorted({r.env["local_rank"] for r in load(out)}) == list(range(8))
 
 
-def test_killed_rank_stops_the_others_and_its_records_survive(tmp_path):
+def test_killed_rank_stops_the_others_and_its_records_survive(tmp_path, working_interpreter):
     """torchrun stops the survivors; each says so in one line; --resume finishes the file."""
     out = tmp_path / "k.jsonl"
     p = _run(SWEEP + ["--nproc", "2", "--out", str(out)], script=CRASHING,
@@ -110,7 +110,7 @@ def _start_ranks(world: int, argv: list[str], crash_rank: int, how: str) -> list
     return [subprocess.CompletedProcess(p.args, p.wait(timeout=240), *p.communicate()) for p in procs]
 
 
-def test_rank_that_raises_without_torchrun_agent_fails_the_gather_in_one_line(tmp_path):
+def test_rank_that_raises_without_torchrun_agent_fails_the_gather_in_one_line(tmp_path, working_interpreter):
     out = tmp_path / "x.jsonl"
     argv = [a for a in SWEEP if a != "--all-gpus"] + ["--out", str(out)]
     survivor, victim = _start_ranks(2, argv, crash_rank=1, how="raise")

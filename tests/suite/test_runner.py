@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from analysis.records import load
+from conftest import interpreted_here
 from suite import runner, timing
 from suite.registry import Impl, Skip, Workload, all_workloads, case_id
 
@@ -32,7 +33,8 @@ def _good(inp):
     return lambda: torch.mul(inp["a"], 2, out=inp["out"])
 
 
-def test_streaming_interpret_sweep_records_everything(ctx, tmp_path):
+@interpreted_here
+def test_streaming_interpret_sweep_records_everything(ctx, tmp_path, working_interpreter):
     out = tmp_path / "r.jsonl"
     tasks = runner.plan([all_workloads()["stream-triad"], all_workloads()["stream-read"]], "interpret")
     runner.run_sweep(tasks, ctx, out, resume=False, progress=False)
