@@ -229,6 +229,12 @@ def _interpreter_problem() -> str | None:
     import triton
     import triton.language as tl
 
+    from triton.runtime.interpreter import InterpretedFunction
+
+    if not isinstance(tl.cdiv, InterpretedFunction):  # library kernels are decorated on import
+        return ("Triton was imported before --interpret could choose its interpreter (TRITON_INTERPRET is "
+                "read then); run the sweep as its own process: python -m suite sweep --interpret ...")
+
     @triton.jit
     def loop_probe(x_ptr, n):
         total = 0.0
@@ -245,6 +251,15 @@ def _interpreter_problem() -> str | None:
         return (f"Triton {triton.__version__}'s interpreter cannot run a kernel loop here (numpy "
                 f"{numpy.__version__}): {first}; use a newer triton for --interpret")
     return None if x[0].item() == 2.0 else f"Triton {triton.__version__}'s interpreter computed a wrong sum"
+
+
+def check_interpreter(args) -> None:
+    """With --interpret, refuse in one line where the interpreter cannot run the kernels; called
+    once the arguments are known good, before anything runs or is written."""
+    if args.interpret:
+        problem = _interpreter_problem()
+        if problem:
+            raise UsageError(problem)
 
 
 def cmd_sweep(args) -> int:
@@ -284,10 +299,6 @@ def cmd_sweep(args) -> int:
         print(f"{len(tasks)} cases ({mode} sweep)")
         return 0
 
-    if args.interpret:
-        problem = _interpreter_problem()
-        if problem:
-            raise UsageError(problem)
     if not args.interpret:
         if not torch.cuda.is_available():
             raise UsageError("no CUDA GPU is visible (torch.cuda.is_available() is False): run on a machine "
@@ -302,6 +313,7 @@ def cmd_sweep(args) -> int:
         return distributed.sweep(args, tasks, mode)
     if args.resume and (args.out is None or not args.out.exists()):
         raise UsageError("--resume needs --out naming an existing results file")
+    check_interpreter(args)
 
     from suite import env as env_mod
     from suite import timing

@@ -243,7 +243,7 @@ def sweep(args, tasks, mode: str) -> int:
 def _launch_sweep(args, mode: str) -> int:
     import torch
 
-    from suite.cli import UsageError, _default_out
+    from suite.cli import UsageError, _default_out, check_interpreter
 
     gpus = torch.cuda.device_count()
     nproc = args.nproc if args.nproc is not None else (gpus or 1)
@@ -254,6 +254,7 @@ def _launch_sweep(args, mode: str) -> int:
     if args.resume and (args.out is None or not (out.exists() or part_files(out))):
         raise UsageError("--resume needs --out naming an existing results file (or one whose part files "
                          "an interrupted --all-gpus sweep left)")
+    check_interpreter(args)
     argv = list(args.argv) + ([] if args.out else ["--out", str(out)])
     print(f"sweep: {nproc} process(es) through torchrun, one per GPU, gathered into {out}", file=sys.stderr)
     try:

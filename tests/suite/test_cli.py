@@ -1,7 +1,9 @@
 """The CLI's contract: one clear line and exit status 2 for every user error."""
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -120,4 +122,20 @@ def test_unusable_interpreter_is_one_line_and_exit_2(tmp_path, capsys, monkeypat
     out = tmp_path / "r.jsonl"
     assert main(["sweep", "--interpret", "--only", "stream-copy", "--out", str(out), "--no-progress"]) == 2
     assert _err_line(capsys) == "error: Triton 3.6.0's interpreter cannot run a kernel loop"
+    assert not out.exists()
+
+
+def test_interpret_after_triton_was_imported_is_one_line_and_exit_2(tmp_path):
+    """Embedded use: Triton imported first (as pytest on a GPU machine does) keeps its compiled
+    library kernels, and --interpret says so instead of failing every record."""
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "r.jsonl"
+    code = ("import triton\nfrom suite.cli import main\n"
+            f"raise SystemExit(main(['sweep', '--interpret', '--only', 'stream-copy', '--out', {str(out)!r}]))")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    p = subprocess.run([sys.executable, "-c", code], cwd=root, env={**env, "PYTHONPATH": str(root)},
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "imported before --interpret could choose its interpreter" in lines[0], lines
     assert not out.exists()
