@@ -24,10 +24,11 @@ warp-specialized form (Triton splits the key loop into a TMA producer
 warpgroup and two consumer warpgroups whose softmax and MMAs overlap) runs
 one loop over every key block, the only shape Triton 3.6's Hopper pass
 accepts; for causal, each block's score accumulator starts from a bias tile
-that is the causal mask on the diagonal block and zero elsewhere. Causal programs run longest first, the heads taken in groups
-whose K and V fit in L2 (`causal_head_group`). Which form and tile run is chosen by
-timing a few candidates on the first call for a shape (`flash_candidates`,
-reported by `flash_attention_config`).
+that is the causal mask on the diagonal block and zero elsewhere. Causal
+programs run longest first, the heads taken in groups whose K and V fit in
+L2 (`causal_head_group`). Which form and tile run is chosen by timing a few
+candidates on the first call for a shape (`flash_candidates`, reported by
+`flash_attention_config`).
 
 Layout: q, k, v, out are [B, H, S, D] contiguous; D in {16, 32, 64, 128}.
 
