@@ -56,6 +56,7 @@ import triton
 import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
+from kernels.device import cuda_properties
 from kernels.tuning import interleaved_times_ms
 
 LOG2E = 1.4426950408889634
@@ -470,7 +471,7 @@ def causal_head_group(seq_len: int, head_dim: int, esize: int, num_heads: int, l
 
 def _l2_bytes(device) -> int:
     if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).L2_cache_size
+        return cuda_properties(device).L2_cache_size
     return 1 << 20  # the interpreter: any size exercises the same index arithmetic
 
 

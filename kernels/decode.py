@@ -56,7 +56,6 @@ Triton kernels here. `layer_flops` / `layer_bytes` give its exact model.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from typing import Sequence
 
 import torch
@@ -64,6 +63,7 @@ import triton
 import triton.language as tl
 
 from kernels import streaming
+from kernels.device import cuda_properties
 
 LOG2E = 1.4426950408889634
 
@@ -256,12 +256,11 @@ MERGE_TILE = 8192  # elements of the [splits, BLOCK_D] fp32 tile a merge program
 MERGE_WARPS = 4
 
 
-@lru_cache(maxsize=None)
 def num_sms(device: torch.device) -> int:
     """SMs a split plan fills on `device` (1 for the interpreter on the CPU)."""
     if device.type != "cuda":
         return 1
-    return torch.cuda.get_device_properties(device).multi_processor_count
+    return cuda_properties(device).multi_processor_count
 
 
 _last: dict = {}

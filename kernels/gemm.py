@@ -38,6 +38,7 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels.device import cuda_properties
 from kernels.tuning import device_time_ms
 
 
@@ -385,16 +386,10 @@ def _config_label(c: triton.Config) -> str:
     return label
 
 
-_NUM_SMS: dict[int, int] = {}
-
-
 def _num_sms(device: torch.device) -> int:
     if device.type != "cuda":
         return _INTERPRET_SMS
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    if index not in _NUM_SMS:
-        _NUM_SMS[index] = torch.cuda.get_device_properties(index).multi_processor_count
-    return _NUM_SMS[index]
+    return cuda_properties(device).multi_processor_count
 
 
 def _capability(device: torch.device) -> tuple[int, int] | None:

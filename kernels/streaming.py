@@ -18,12 +18,11 @@ Traffic model (minimum bytes of one call, n elements of `esize` bytes):
 """
 from __future__ import annotations
 
-import functools
-
 import torch
 import triton
 import triton.language as tl
 
+from kernels.device import cuda_properties
 from kernels.tuning import device_time_ms
 
 # (arrays read, arrays written, FLOPs per element): the one table the byte and
@@ -130,11 +129,6 @@ _elementwise_tuned = triton.autotune(_elementwise_configs(), key=["size_class", 
                                      do_bench=device_time_ms)(_elementwise_kernel)
 
 
-@functools.lru_cache(maxsize=None)
-def _sm_count(device: torch.device) -> int:
-    return torch.cuda.get_device_properties(device).multi_processor_count
-
-
 def _size_class(nbytes: int) -> int:
     """Working sets a factor of 16 apart share a class (1-16 MiB, 16-256 MiB, ...)."""
     return nbytes.bit_length() // 4
@@ -181,7 +175,7 @@ def stream(kernel: str, a: torch.Tensor | None, b: torch.Tensor | None, out: tor
     # Unused pointer arguments get `out`, so the kernel signature stays one.
     args = (a if a is not None else out, b if b is not None else out, out, s, n, size_class)
     if out.is_cuda:
-        sms = _sm_count(out.device)
+        sms = cuda_properties(out.device).multi_processor_count
 
         def grid(meta):
             blocks = triton.cdiv(n, meta["BLOCK"])
