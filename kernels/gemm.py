@@ -8,9 +8,13 @@ One kernel per job:
   (`tl.make_tensor_descriptor`) straight into the swizzled shared-memory layout the warp-group
   MMA reads; the result leaves through a descriptor too. Autotuning also tries Triton's Hopper
   warp specialization (a producer warp group issues the loads, two consumer groups do the MMA).
+- `_sgemm_kernel` (Ampere and newer, CUDA cores): IEEE fp32, written in Gluon (Triton's
+  explicit-layout dialect) as a classic SGEMM: cp.async pipeline, A staged transposed, 8x8
+  outputs per thread fed by conflict-free 128-bit shared loads.
 - `_gemm_kernel`: the portable tiled kernel with plain pointer loads (pipelined by the compiler).
   It runs on every GPU Triton supports and in the interpreter, takes any strides, and is the
-  CUDA-core path for IEEE fp32 (`precision="ieee"`: tl.dot then lowers to FMAs, never tf32).
+  IEEE fp32 fallback where the Gluon kernel cannot run (`precision="ieee"`: tl.dot then lowers
+  to FMAs, never tf32).
 - `_skinny_kernel`: y = x @ w.T for few rows of x (decode). Memory-bound: each program streams a
   band of weight rows once; the weight band is the 64/128-row side of the MMA and x^T the narrow
   side; K is split over more programs when the bands alone would leave SMs idle.
@@ -37,6 +41,9 @@ import math
 import torch
 import triton
 import triton.language as tl
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.ampere import async_copy
 
 from kernels.device import cuda_properties
 from kernels.tuning import device_time_ms
@@ -149,6 +156,84 @@ def _gemm_kernel(a_ptr, b_ptr, c_ptr, scale_a_ptr, scale_b_ptr, M, N, K,
     tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
 
 
+# Triton 3.7 renamed two Gluon builtins; the GPU image has 3.6, the CI machines the newest.
+_async_load = getattr(async_copy, "async_load", None) or async_copy.async_copy_global_to_shared
+_cta_barrier = getattr(gl, "barrier", None) or gl.thread_barrier
+
+
+@gluon.jit
+def _sgemm_kernel(at_ptr, b_ptr, c_ptr, M, N, K, ld_at, ld_b, ld_c,
+                  BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, GROUP_M: gl.constexpr,
+                  STAGES: gl.constexpr, WARPS_M: gl.constexpr, WARPS_N: gl.constexpr):
+    # IEEE fp32 C = A @ B on CUDA cores, written in Gluon because tl.dot's FMA lowering leaves
+    # the register tiling and the shared-memory reads to the compiler (it reached 0.36x cuBLAS).
+    # The classic SGEMM: A arrives transposed (at = A^T, [K, M] row-major), so the k-th row of
+    # both staged tiles is contiguous; per k every thread reads 8 values of A and 8 of B from
+    # shared memory as four 128-bit loads and does 64 independent FFMAs into its 8x8 block.
+    # Each thread's 8 rows (and 8 columns) are two runs of 4, half a tile apart: the 8 threads
+    # that share rows read 8 consecutive 16-byte pieces, all 32 banks once, no conflicts.
+    gl.static_assert(BM % (16 * WARPS_M) == 0 and BN % (32 * WARPS_N) == 0)
+    gl.static_assert(BM <= 128 and BN <= 128)
+    acc_layout: gl.constexpr = gl.BlockedLayout([4, 4], [4, 8], [WARPS_M, WARPS_N], [1, 0])
+    # Global -> shared: 16-byte cp.async pieces, a warp covering 512 contiguous bytes of a row.
+    a_copy: gl.constexpr = gl.BlockedLayout([1, 4], [32 // (BM // 4), BM // 4], [WARPS_M * WARPS_N, 1], [1, 0])
+    b_copy: gl.constexpr = gl.BlockedLayout([1, 4], [32 // (BN // 4), BN // 4], [WARPS_M * WARPS_N, 1], [1, 0])
+    plain: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [1, 0])
+
+    pid = gl.program_id(0)
+    num_m = gl.cdiv(M, BM)
+    tiles_per_group = GROUP_M * gl.cdiv(N, BN)
+    first_m = (pid // tiles_per_group) * GROUP_M
+    rows = gl.minimum(num_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % tiles_per_group) % rows
+    pid_n = (pid % tiles_per_group) // rows
+
+    a_smem = gl.allocate_shared_memory(gl.float32, [STAGES, BK, BM], plain)
+    b_smem = gl.allocate_shared_memory(gl.float32, [STAGES, BK, BN], plain)
+    ka = gl.arange(0, BK, layout=gl.SliceLayout(1, a_copy))
+    kb = gl.arange(0, BK, layout=gl.SliceLayout(1, b_copy))
+    offs_m = pid_m * BM + gl.arange(0, BM, layout=gl.SliceLayout(0, a_copy))
+    offs_n = pid_n * BN + gl.arange(0, BN, layout=gl.SliceLayout(0, b_copy))
+    a_ptrs = at_ptr + ka[:, None] * ld_at + offs_m[None, :]
+    b_ptrs = b_ptr + kb[:, None] * ld_b + offs_n[None, :]
+    # Masked-off pieces are zero-filled: the K tail adds nothing; rows/columns past M, N are
+    # computed but never stored.
+    m_ok = offs_m[None, :] < M
+    n_ok = offs_n[None, :] < N
+
+    # cp.async pipeline: STAGES-1 K slices in flight while one is computed.
+    for s in gl.static_range(STAGES - 1):
+        _async_load(a_smem.index(s), a_ptrs, mask=(ka[:, None] < K - s * BK) & m_ok)
+        _async_load(b_smem.index(s), b_ptrs, mask=(kb[:, None] < K - s * BK) & n_ok)
+        async_copy.commit_group()
+        a_ptrs += BK * ld_at
+        b_ptrs += BK * ld_b
+
+    acc = gl.zeros([BM, BN], gl.float32, acc_layout)
+    for i in range(gl.cdiv(K, BK)):
+        async_copy.wait_group(STAGES - 2)  # slice i has landed (this thread's copies) ...
+        _cta_barrier()  # ... everyone's; and everyone is done with slice i-1, refilled next
+        j = i + STAGES - 1
+        _async_load(a_smem.index(j % STAGES), a_ptrs, mask=(ka[:, None] < K - j * BK) & m_ok)
+        _async_load(b_smem.index(j % STAGES), b_ptrs, mask=(kb[:, None] < K - j * BK) & n_ok)
+        async_copy.commit_group()
+        a_ptrs += BK * ld_at
+        b_ptrs += BK * ld_b
+        a_tile = a_smem.index(i % STAGES)
+        b_tile = b_smem.index(i % STAGES)
+        for kk in gl.static_range(BK):
+            # Rank-1 update: a column [BM, 1] and a row [1, BN], both in the accumulator's layout.
+            a = a_tile.slice(kk, 1, dim=0).permute([1, 0]).load(acc_layout)
+            b = b_tile.slice(kk, 1, dim=0).load(acc_layout)
+            acc = gl.fma(a, b, acc)  # FFMA, one rounding, whatever Triton's fp-fusion default
+
+    async_copy.wait_group(0)
+    cm = pid_m * BM + gl.arange(0, BM, layout=gl.SliceLayout(1, acc_layout))
+    cn = pid_n * BN + gl.arange(0, BN, layout=gl.SliceLayout(0, acc_layout))
+    gl.store(c_ptr + cm[:, None].to(gl.int64) * ld_c + cn[None, :], acc,
+             mask=(cm[:, None] < M) & (cn[None, :] < N))
+
+
 @triton.jit
 def _transpose_kernel(src_ptr, dst_ptr, R, C, stride_src, stride_dst, BLOCK: tl.constexpr):
     # dst[c, r] = src[r, c]. The tile is re-laid out through shared memory, so both the reads
@@ -257,17 +342,28 @@ def _pointer_configs() -> list[triton.Config]:
 
 
 def _fma_configs() -> list[triton.Config]:
-    """IEEE fp32 on CUDA cores: tl.dot lowers to FFMAs on operands read from shared memory as
-    128-bit vectors; with 64 accumulators per thread about 90% of the inner loop's instructions
-    are FFMAs (sm_90, Triton 3.6), and ~230-250 registers allow 8 warps per SM. BK=16 is the
-    smallest K slice tl.dot takes; BK=32 halves the loop overhead where registers allow.
-    The SASS loop is ~89% FFMA, yet the best of these reached 18.6 TFLOP/s against cuBLAS's 51
-    on the H200: with one block of 4-8 warps per SM, latency goes unhidden. The last two
-    candidates trade accumulators per thread (32) for twice the warps per SM; on the H200
-    (2026-11-30) they were slower (92-97 against 59-61 ms at 8192^3)."""
+    """IEEE fp32 through tl.dot (the portable CUDA-core path: pre-Ampere GPUs, strided operands,
+    the interpreter). tl.dot lowers to FFMAs on operands read from shared memory; BK=16 is the
+    smallest K slice it takes. It reached 18.6 TFLOP/s against cuBLAS's 51 on the H200 (Triton
+    3.6): at ~230-250 registers a thread only one block of 4-8 warps fits an SM. Where it can,
+    `matmul` uses `_sgemm_kernel` instead."""
     return [triton.Config({"BM": bm, "BN": bn, "BK": bk, "GROUP_M": 8}, num_warps=w, num_stages=s)
             for bm, bn, bk, w, s in ((128, 128, 16, 8, 3), (128, 128, 32, 8, 2), (64, 128, 16, 4, 3),
-                                     (128, 64, 16, 4, 3), (128, 128, 16, 16, 3), (64, 128, 16, 8, 3))]
+                                     (128, 64, 16, 4, 3))]
+
+
+def _sgemm_configs() -> list[triton.Config]:
+    """Gluon SGEMM tiles (BM, BN, BK, stages, warps along M and N, register cap). A thread holds
+    64 accumulators (32 in the 64x64 tile). Capping 8-warp tiles at 128 registers lets two blocks share an SM; 4-warp tiles fit two
+    or more without a cap. Probed on the H200 at 8192^3 (2026-11-30), 64x128x16 (4 warps,
+    4 stages) led at 0.97x cuBLAS and 128x128x16 (8 warps, capped) followed; 64x64 is for
+    sizes with too few larger tiles to fill 132 SMs. Stage counts stay powers of two: the slot
+    index is i % STAGES, a mask then, a multiply-high otherwise."""
+    return [triton.Config({"BM": bm, "BN": bn, "BK": bk, "GROUP_M": 8, "STAGES": st, "WARPS_M": wm, "WARPS_N": wn},
+                          num_warps=wm * wn, num_stages=st, maxnreg=reg)
+            for bm, bn, bk, st, wm, wn, reg in ((64, 128, 16, 4, 2, 2, None), (128, 128, 16, 4, 4, 2, 128),
+                                                (128, 128, 8, 4, 4, 2, 128),
+                                                (128, 64, 16, 4, 4, 1, None), (64, 64, 16, 4, 2, 2, None))]
 
 
 def _skinny_configs() -> list[triton.Config]:
@@ -330,6 +426,11 @@ _gemm_pointer_tuned = triton.autotune(
 _gemm_fma_tuned = triton.autotune(
     _fma_configs(), key=["M", "N", "K", "stride_ak", "stride_bk"],
     prune_configs_by={"early_config_prune": _pruner(None)}, do_bench=_autotune_bench)(_gemm_kernel)
+_sgemm_tuned = triton.autotune(
+    _sgemm_configs(), key=["M", "N", "K"],
+    prune_configs_by={"early_config_prune": lambda configs, named_args, **kw: (
+        [c for c in configs if _fits(c, named_args["M"], named_args["N"])] or configs[-1:])},
+    do_bench=_autotune_bench)(_sgemm_kernel)
 _skinny_tuned = triton.autotune(
     _skinny_configs(), key=["M", "N", "K"],
     prune_configs_by={"early_config_prune": _prune_skinny}, do_bench=_autotune_bench)(_skinny_kernel)
@@ -365,6 +466,8 @@ def _record_key(op, M, N, K, dtype, precision):
 def _record(key, kernel_name, config, grid, tuner, timings_before, **extra):
     entry = {"kernel": kernel_name, **config.kwargs, "num_warps": config.num_warps,
              "num_stages": config.num_stages, "grid": list(grid), **extra}
+    if config.maxnreg:
+        entry["maxnreg"] = config.maxnreg
     timings = getattr(tuner, "configs_timings", None)
     if timings is not None and timings is not timings_before:  # this launch tuned
         # None marks a candidate that did not compile here (JSON has no infinity).
@@ -381,6 +484,8 @@ def _config_label(c: triton.Config) -> str:
         label += " ws"
     if k.get("EPILOGUE_SPLIT", 1) > 1:
         label += f" epi/{k['EPILOGUE_SPLIT']}"
+    if c.maxnreg:
+        label += f" r{c.maxnreg}"
     if "USE_TMA" in k:
         label += " tma" if k["USE_TMA"] else " cp.async"
     return label
@@ -466,6 +571,32 @@ def _launch_pointer(key, a, b, out, precision, scale_a, scale_b, fma: bool):
     return out
 
 
+def _sgemm_runs_here(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """The Gluon SGEMM needs cp.async (Ampere and newer), a GPU (Gluon has no interpreter), a
+    row-major A to transpose and unit stride along B's rows."""
+    cc = _capability(a.device)
+    return cc is not None and cc >= (8, 0) and a.stride(1) == 1 and b.stride(1) == 1
+
+
+def _launch_sgemm(key, a, b, out):
+    """IEEE fp32 on CUDA cores: A is transposed once (2*M*K*4 bytes of traffic, ~0.5% of the
+    time of an 8192^3 GEMM), then the tuned Gluon kernel. Both are inside the timed call."""
+    M, K = a.shape
+    N = b.shape[1]
+    at = _transposed(a)
+    grids = []
+
+    def grid(meta):
+        grids.append((triton.cdiv(M, meta["BM"]) * triton.cdiv(N, meta["BN"]),))
+        return grids[-1]
+
+    before = getattr(_sgemm_tuned, "configs_timings", None)
+    _sgemm_tuned[grid](at, b, out, M, N, K, at.stride(0), b.stride(0), out.stride(0))
+    _record(key, "sgemm_gluon", _sgemm_tuned.best_config, grids[-1], _sgemm_tuned, before,
+            a_transposed_first=True)
+    return out
+
+
 def _transposed(t: torch.Tensor) -> torch.Tensor:
     """A row-major copy of t.T (t row-major [R, C] -> [C, R])."""
     R, C = t.shape
@@ -521,6 +652,8 @@ def _gemm(op: str, a, b, out, precision: str, scale_a=None, scale_b=None):
     # single compiled variant.
     dot_precision = precision if a.dtype == torch.float32 else "tf32"
     if a.dtype == torch.float32 and precision == "ieee":
+        if _sgemm_runs_here(a, b):
+            return _launch_sgemm(key, a, b, out)
         return _launch_pointer(key, a, b, out, "ieee", None, None, fma=True)
     kmajor = _b_kmajor(b)
     if (_has_tma(a.device) and _tma_describable(a, 1) and _tma_describable(b, 0 if kmajor else 1)

@@ -85,8 +85,37 @@ def test_fp32_ieee_cuda_cores():
     params = {"M": 2048, "N": 2048, "K": 2048}
     err, config, _, _ = run_case("gemm-square", params, "fp32")
     show("fp32 2048^3", config)
-    assert err < DTYPES["fp32"].tolerance
+    assert err < DTYPES["fp32"].tolerance  # 1e-5: tf32's rounded operands would miss it 50-fold
+    assert config["kernel"] == "sgemm_gluon"
+    assert any(ms is not None for ms in config["autotune_ms"].values())
+
+
+@pytest.mark.parametrize("M,N,K", [
+    (1000, 1004, 1001),  # no tile multiple; K tail shorter than a K slice
+    (998, 77, 130),      # rows of A^T and of B not 16-byte aligned: narrower cp.async pieces
+    (1, 300, 64),        # one row
+    (130, 129, 5),       # K shorter than one slice: the whole loop is the tail
+])
+def test_fp32_gluon_sgemm_ragged(M, N, K):
+    g = torch.Generator(device="cuda").manual_seed(M + N + K)
+    a = torch.randn((M, K), generator=g, device="cuda")
+    b = torch.randn((K, N), generator=g, device="cuda")
+    out = torch.full((M, N), float("nan"), device="cuda")
+    kg.matmul(a, b, out)
+    config = kg.chosen_config("matmul", M, N, K, torch.float32, "ieee")
+    show(f"fp32 {M}x{N}x{K}", config)
+    assert config["kernel"] == "sgemm_gluon"
+    assert not out.isnan().any()
+    assert rel_err(out, a.double() @ b.double()) < DTYPES["fp32"].tolerance
+
+
+def test_fp32_strided_b_falls_back_to_tl_dot():
+    a = torch.randn((300, 200), device="cuda")
+    b = torch.randn((400, 200), device="cuda")[::2].t()  # [200, 200] column-major view: strided rows
+    out = kg.matmul(a, b)
+    config = kg.chosen_config("matmul", 300, 200, 200, torch.float32, "ieee")
     assert config["kernel"] == "gemm_fma"
+    assert rel_err(out, a.double() @ b.double()) < DTYPES["fp32"].tolerance
 
 
 @needs_hopper

@@ -215,7 +215,7 @@ def test_chosen_config_is_json(device):
     a, b = signed((37, 45), 26, device), signed((45, 29), 27, device)
     kg.matmul(a, b)
     config = kg.chosen_config("matmul", 37, 29, 45, torch.float32, "ieee")
-    assert config["kernel"] in ("gemm_fma", "gemm_pointer") and config["BM"] > 0
+    assert config["kernel"] in ("sgemm_gluon", "gemm_fma", "gemm_pointer") and config["BM"] > 0
     json.dumps(config)
 
 
@@ -357,3 +357,71 @@ class TestSlicedCheck:
         moved[4:20, 2:18], moved[4:20, 18:34] = exact[4:20, 18:34], exact[4:20, 2:18]
         err = rel_err(w.check_view(moved, self.P), w.reference(inputs, self.P, "fp32"))
         assert err > 10 * DTYPES["fp32"].tolerance
+
+
+# --- the Gluon SGEMM, compiled for sm_90 without a GPU ------------------------------------------
+# Gluon has no interpreter, so its numbers are checked in tests/gpu/test_gemm_gpu.py. Here the
+# installed Triton compiles it for an H100/H200 with its own ptxas, and the machine code is held
+# to the design: every main-loop multiply-add an FFMA (IEEE fp32, no tensor cores, nothing left
+# as FMUL+FADD), operands from shared memory only as 128-bit loads, no register spills.
+
+def _sgemm_sass(config: triton.Config) -> str:
+    import os
+    import re
+    import subprocess
+    import tempfile
+
+    from triton.backends.compiler import GPUTarget
+    try:
+        from triton.experimental.gluon._runtime import GluonASTSource
+    except ImportError as e:  # a private name; its absence is a Triton change to follow
+        pytest.fail(f"cannot compile Gluon offline with this Triton: {e}")
+    signature = {name: "*fp32" for name in ("at_ptr", "b_ptr", "c_ptr")}
+    signature.update({name: "i32" for name in ("M", "N", "K", "ld_at", "ld_b", "ld_c")})
+    signature.update({name: "constexpr" for name in config.kwargs})
+    source = GluonASTSource(fn=kg._sgemm_kernel, signature=signature, constexprs=dict(config.kwargs),
+                            attrs={(i,): [["tt.divisibility", 16]] for i in range(9)})
+    options = {"num_warps": config.num_warps, "num_stages": config.num_stages}
+    if config.maxnreg:
+        options["maxnreg"] = config.maxnreg
+    compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
+    tools = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(compiled.asm["cubin"])
+        f.flush()
+        sass = subprocess.run([os.path.join(tools, "nvdisasm"), "-c", f.name], capture_output=True, text=True,
+                              check=True).stdout
+    return re.sub(r"/\*[0-9a-f]+\*/", "", sass)
+
+
+def _main_loop(sass: str) -> list[str]:
+    """Opcodes of the backward branch's body that holds FFMAs (the K loop)."""
+    import re
+    ops, labels = [], {}
+    for line in sass.splitlines():
+        if m := re.match(r"^(\.L_x_\d+):", line):
+            labels[m.group(1)] = len(ops)
+        elif m := re.match(r"\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)([^;]*);", line):
+            ops.append(m.group(1) + m.group(2))
+    for i, op in enumerate(ops):
+        if (m := re.search(r"BRA\s+`\((\.L_x_\d+)\)", op)) and labels.get(m.group(1), i) < i:
+            body = [o.split()[0] for o in ops[labels[m.group(1)]:i + 1]]
+            if "FFMA" in body:
+                return body
+    return []
+
+
+@pytest.mark.parametrize("config", kg._sgemm_configs(), ids=kg._config_label)
+def test_sgemm_compiles_to_a_dense_ffma_loop(config):
+    sass = _sgemm_sass(config)
+    loop = _main_loop(sass)
+    k = config.kwargs
+    # A thread's block: 4 threads x WARPS_M warps share the M extent, 8 x WARPS_N the N extent.
+    rows, cols = k["BM"] // (4 * k["WARPS_M"]), k["BN"] // (8 * k["WARPS_N"])
+    assert loop.count("FFMA") == rows * cols * k["BK"]
+    # Per k step its rows of A and columns of B arrive 4 at a time.
+    assert loop.count("LDS.128") == (rows + cols) // 4 * k["BK"]
+    assert not any(op.startswith(("FMUL", "FADD", "HMMA", "HGMMA")) for op in loop)
+    assert sum(op.startswith("LDS") for op in loop) - loop.count("LDS.128") <= 4  # cp.async's no-op LDS
+    assert " STL" not in sass and " LDL" not in sass, "registers spilled to local memory"
+    assert loop.count("FFMA") / len(loop) > 0.8
