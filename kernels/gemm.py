@@ -370,13 +370,20 @@ def _skinny_configs() -> list[triton.Config]:
     """Per bucket of x rows (BM = 16, 64, 128): a 64-row weight band with long K steps or a
     128-row band with shorter ones, each with as many stages as shared memory holds (bytes in
     flight keep HBM busy), the weight read by TMA or by cp.async (no descriptor to build per
-    program); and a shallow 64-row band that lets two programs share an SM."""
+    program); and a shallow 64-row band that lets two programs share an SM. For 128 rows of x,
+    x takes half of every stage or more: those long-K tiles fit only 2-3 stages, and at M=128
+    the tuner's best ran 1.3x slower than cuBLAS on the H200 (2026-11-30), so that bucket also
+    tries 64-wide K steps with 6 stages (8 warps for the 128x128 accumulator)."""
     configs = []
     for bm in (16, 64, 128):
-        for bn, bk, budget, loads in ((64, 256, 200 * 1024, (True, False)), (128, 128, 200 * 1024, (True, False)),
-                                      (64, 128, 100 * 1024, (True,))):
+        tiles = [(64, 256, 200 * 1024, (True, False), 4), (128, 128, 200 * 1024, (True, False), 4),
+                 (64, 128, 100 * 1024, (True,), 4)]
+        if bm == 128:
+            tiles += [(128, 64, 200 * 1024, (True,), 8), (64, 64, 200 * 1024, (True,), 4)]
+        for bn, bk, budget, loads, warps in tiles:
             stages = min(6, budget // ((bn + bm) * bk * 2))
-            configs += [triton.Config({"BM": bm, "BN": bn, "BK": bk, "USE_TMA": tma}, num_warps=4, num_stages=stages)
+            configs += [triton.Config({"BM": bm, "BN": bn, "BK": bk, "USE_TMA": tma}, num_warps=warps,
+                                      num_stages=stages)
                         for tma in loads]
     return configs
 
