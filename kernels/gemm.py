@@ -169,13 +169,14 @@ def _sgemm_kernel(at_ptr, b_ptr, c_ptr, M, N, K, ld_at, ld_b, ld_c,
     # the register tiling and the shared-memory reads to the compiler (it reached 0.36x cuBLAS).
     # The classic SGEMM: A arrives transposed (at = A^T, [K, M] row-major), so the k-th row of
     # both staged tiles is contiguous; per k every thread reads 8 values of A and 8 of B from
-    # shared memory as four 128-bit loads and does 64 independent FFMAs into its 8x8 block.
-    # Each thread's 8 rows (and 8 columns) are two runs of 4, half a tile apart: the 8 threads
-    # that share rows read 8 consecutive 16-byte pieces, all 32 banks once, no conflicts.
+    # shared memory as four 128-bit loads and does 64 independent FFMAs into its 8x8 block
+    # (8x4 in the 64x64 tile). Its rows (and columns) come in runs of 4, a layout's width
+    # apart: the 8 lanes along N read 8 consecutive 16-byte pieces of B (all 32 banks once),
+    # the 4 along M 4 consecutive pieces of A, and lanes sharing a piece get it by broadcast.
     gl.static_assert(BM % (16 * WARPS_M) == 0 and BN % (32 * WARPS_N) == 0)
     gl.static_assert(BM <= 128 and BN <= 128)
     acc_layout: gl.constexpr = gl.BlockedLayout([4, 4], [4, 8], [WARPS_M, WARPS_N], [1, 0])
-    # Global -> shared: 16-byte cp.async pieces, a warp covering 512 contiguous bytes of a row.
+    # Global -> shared: 16-byte cp.async pieces, 32 of them per warp contiguous along the rows.
     a_copy: gl.constexpr = gl.BlockedLayout([1, 4], [32 // (BM // 4), BM // 4], [WARPS_M * WARPS_N, 1], [1, 0])
     b_copy: gl.constexpr = gl.BlockedLayout([1, 4], [32 // (BN // 4), BN // 4], [WARPS_M * WARPS_N, 1], [1, 0])
     plain: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [1, 0])
