@@ -355,8 +355,8 @@ def _fma_configs() -> list[triton.Config]:
 
 def _sgemm_configs() -> list[triton.Config]:
     """Gluon SGEMM tiles (BM, BN, BK, stages, warps along M and N, register cap). A thread holds
-    64 accumulators (32 in the 64x64 tile). Capping 8-warp tiles at 128 registers lets two blocks share an SM; 4-warp tiles fit two
-    or more without a cap. Probed on the H200 at 8192^3 (2026-11-30), 64x128x16 (4 warps,
+    64 accumulators (32 in the 64x64 tile). Capping 8-warp tiles at 128 registers lets two
+    blocks share an SM; 4-warp tiles fit two or more without a cap. Probed on the H200 at 8192^3 (2026-11-30), 64x128x16 (4 warps,
     4 stages) led at 0.97x cuBLAS and 128x128x16 (8 warps, capped) followed; 64x64 is for
     sizes with too few larger tiles to fill 132 SMs. Stage counts stay powers of two: the slot
     index is i % STAGES, a mask then, a multiply-high otherwise."""
@@ -398,11 +398,13 @@ def _pruner(k_slice_bytes: int | None):
     """Early pruning: keep the candidates made for this operand size (a fixed K-slice width in
     bytes; None: the set serves one size) that fit the problem, else the smallest."""
     def prune(configs, named_args, **kwargs):
-        esize = named_args["a_ptr"].element_size()
-        mine = [c for c in configs if k_slice_bytes is None or c.kwargs["BK"] * esize == k_slice_bytes]
-        if esize == 4 and not kwargs.get("B_KMAJOR", True):
-            # Triton 3.6 cannot warp-specialize a tf32 MMA whose B must be transposed on the way.
-            mine = [c for c in mine if not c.kwargs.get("WARP_SPECIALIZE")]
+        mine = configs
+        if k_slice_bytes is not None:
+            esize = named_args["a_ptr"].element_size()
+            mine = [c for c in configs if c.kwargs["BK"] * esize == k_slice_bytes]
+            if esize == 4 and not kwargs.get("B_KMAJOR", True):
+                # Triton 3.6 cannot warp-specialize a tf32 MMA whose B must be transposed on the way.
+                mine = [c for c in mine if not c.kwargs.get("WARP_SPECIALIZE")]
         fitting = [c for c in mine if _fits(c, named_args["M"], named_args["N"])]
         return fitting or mine[-1:]
     return prune
@@ -436,9 +438,7 @@ _gemm_fma_tuned = triton.autotune(
     prune_configs_by={"early_config_prune": _pruner(None)}, do_bench=_autotune_bench)(_gemm_kernel)
 _sgemm_tuned = triton.autotune(
     _sgemm_configs(), key=["M", "N", "K"],
-    prune_configs_by={"early_config_prune": lambda configs, named_args, **kw: (
-        [c for c in configs if _fits(c, named_args["M"], named_args["N"])] or configs[-1:])},
-    do_bench=_autotune_bench)(_sgemm_kernel)
+    prune_configs_by={"early_config_prune": _pruner(None)}, do_bench=_autotune_bench)(_sgemm_kernel)
 _skinny_tuned = triton.autotune(
     _skinny_configs(), key=["M", "N", "K"],
     prune_configs_by={"early_config_prune": _prune_skinny}, do_bench=_autotune_bench)(_skinny_kernel)

@@ -5,12 +5,17 @@ relative errors against float64 products of the upcast inputs, held to suite.dty
 a test below shows a result with one K block missing fails them.
 """
 import json
+import os
+import re
+import subprocess
+import tempfile
 
 import pytest
 import torch
 import triton
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from triton.backends.compiler import GPUTarget
 
 from conftest import INTERPRETING, interpreter_bf16_broken
 from kernels import gemm as kg
@@ -366,12 +371,6 @@ class TestSlicedCheck:
 # as FMUL+FADD), operands from shared memory only as 128-bit loads, no register spills.
 
 def _sgemm_sass(config: triton.Config) -> str:
-    import os
-    import re
-    import subprocess
-    import tempfile
-
-    from triton.backends.compiler import GPUTarget
     try:
         from triton.experimental.gluon._runtime import GluonASTSource
     except ImportError as e:  # a private name; its absence is a Triton change to follow
@@ -396,7 +395,6 @@ def _sgemm_sass(config: triton.Config) -> str:
 
 def _main_loop(sass: str) -> list[str]:
     """Opcodes of the backward branch's body that holds FFMAs (the K loop)."""
-    import re
     ops, labels = [], {}
     for line in sass.splitlines():
         if m := re.match(r"^(\.L_x_\d+):", line):
