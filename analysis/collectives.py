@@ -32,6 +32,7 @@ Records of the collective family carry `bytes` = S as defined above
 from __future__ import annotations
 
 from analysis.errors import AnalysisError
+from analysis.tables import group
 
 # Canonical op name -> factor(n). Canonical names are what records carry in params["op"].
 _FACTORS = {
@@ -81,3 +82,24 @@ def algbw(op: str, message_bytes: float, seconds: float) -> float:
 def busbw(op: str, message_bytes: float, seconds: float, world_size: int) -> float:
     """Bus bandwidth in bytes/s: algbw * bus_factor(op, world_size)."""
     return algbw(op, message_bytes, seconds) * bus_factor(op, world_size)
+
+
+def collective_rows(records):
+    """Rows (op, ranks, nodes, dtype, S, time, algbw, busbw, records) and the peak busbw per (op, ranks, nodes)."""
+
+    def key(r):
+        op = canonical_op(r.params.get("op") or r.workload.split("-", 1)[-1])
+        n = r.params.get("world_size") or r.env.get("world_size")
+        return op, n, r.params.get("nodes", 1), r.params.get("message_bytes", r.bytes), r.dtype
+
+    rows, peaks = [], {}
+    groups = group([r for r in records if r.meaningful], key)
+    for (op, n, nodes, size, dtype), rs in sorted(groups.items(), key=lambda kv: (
+            OPS.index(kv[0][0]), kv[0][1] or 0, kv[0][2] or 0, kv[0][3], kv[0][4])):
+        t = sum(r.seconds for r in rs) / len(rs)
+        bus = busbw(op, size, t, n) if isinstance(n, int) else None
+        rows.append([op, n, nodes, dtype, size, t, algbw(op, size, t), bus, len(rs)])
+        if bus is not None and bus > peaks.get((op, n, nodes), (0, None))[0]:
+            peaks[(op, n, nodes)] = (bus, size)
+    return rows, peaks
+

@@ -20,11 +20,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from analysis import report
+from analysis import collectives
 from analysis import roofline as rl
 from analysis import specs as specdb
+from analysis import versus as vs
 from analysis.errors import AnalysisError
-from analysis.report import Col, Q, Section, Table
+from analysis.tables import Col, Quantity, Section, Table, check_format, format_sections, fmt_bytes
 
 
 @dataclass
@@ -47,17 +48,18 @@ class Side:
         if self.analysis:
             for c in self.analysis.ceilings():
                 out[c.name] = (c.value, c.kind, _spec_of(self.spec, c.name), c.set_by)
-        for (op, n, nodes), (bus, size) in report.collective_rows(self.collective)[1].items():
+        for (op, n, nodes), (bus, size) in collectives.collective_rows(self.collective)[1].items():
             within_node = nodes in (1, None)
             out[f"busbw {op}, {n} ranks" + ("" if within_node else f", {nodes} nodes")] = (
-                bus, "bytes_per_s", _spec_of(self.spec, "busbw") if within_node else None, f"at {rl.fmt_bytes(size)}")
+                bus, "bytes_per_s", _spec_of(self.spec, "busbw") if within_node else None, f"at {fmt_bytes(size)}")
         return out
 
     def cases(self) -> dict:
         """(workload, case, dtype, impl) -> fastest meaningful record of that case."""
         out = {}
+        excluded = self.analysis.excluded if self.analysis else set()
         for r in self.analysis.records if self.analysis else []:
-            if r.meaningful:
+            if r.meaningful and id(r) not in excluded:
                 key = (r.workload, r.case, r.dtype, r.impl)
                 if key not in out or r.seconds < out[key].seconds:
                     out[key] = r
@@ -86,8 +88,8 @@ def _side(records, spec_name: str | None, name: str) -> Side:
     rl.check_records(records, name)
     if not records:
         raise AnalysisError(f"compare: side {name} holds no records")
-    coll = [r for r in records if r.family == "collective"]
-    groups = rl.by_gpu([r for r in records if r.family != "collective"])
+    coll = [r for r in records if r.view == "collective"]
+    groups = rl.by_gpu([r for r in records if r.view != "collective"])
     if len(groups) > 1:
         labels = "; ".join(rl.gpu_label(rs[0]) for rs in groups.values())
         raise AnalysisError(f"compare: side {name} holds {len(groups)} GPUs ({labels}); compare one GPU per side "
@@ -111,7 +113,7 @@ def _surprise(measured, spec) -> tuple:
 def render(records_a, records_b, *, spec_a: str | None = None, spec_b: str | None = None,
            fmt: str = "github") -> str:
     """Side A against side B (see the module docstring); B may be `spec_b` alone."""
-    report.check_format(fmt)
+    check_format(fmt)
     for name in (spec_a, spec_b):
         if name is not None:
             specdb.get(name)
@@ -121,9 +123,9 @@ def render(records_a, records_b, *, spec_a: str | None = None, spec_b: str | Non
     if records_b is None:
         if spec_b is None:
             raise AnalysisError("compare: side B needs a results file or a spec name")
-        return report.format_sections(_spec_only(a, specdb.get(spec_b)), fmt)
+        return format_sections(_spec_only(a, specdb.get(spec_b)), fmt)
     b = _side(records_b, spec_b, "B")
-    return report.format_sections(_measured(a, b), fmt)
+    return format_sections(_measured(a, b), fmt)
 
 
 def _assumptions(side: Side) -> Section:
@@ -141,23 +143,26 @@ def _measured(a: Side, b: Side) -> list[Section]:
     for name in (n for n in ca if n in cb):
         (va, kind, sa, by_a), (vb, _, sb, by_b) = ca[name], cb[name]
         spec, measured = _ratio(sb, sa), _ratio(vb, va)
-        rows.append([name, Q(va, kind), Q(vb, kind), spec, measured, measured - spec if spec else None,
+        rows.append([name, Quantity(va, kind), Quantity(vb, kind), spec, measured, measured - spec if spec else None,
                      by_a, by_b, kind.replace("_per_", "/")])
     rows.sort(key=lambda row: _surprise(row[4], row[3]))
 
     case_cols = [Col("workload", "Workload"), Col("case", "Case"), Col("dtype", "Dtype"), Col("impl", "Impl"),
                  Col("a_time", "A time", "seconds"), Col("b_time", "B time", "seconds"),
-                 Col("spec_ratio", "Spec B/A", "ratio"), Col("measured_ratio", "Measured B/A", "ratio"),
+                 Col("spec_ratio", "Spec B/A", "ratio"), Col("measured_ratio", "Measured B/A [95%]", "speedup"),
                  Col("difference", "Measured - spec", "delta"), Col("spec_bound", "Spec-bound on A")]
     ka, kb = a.cases(), b.cases()
     case_rows = []
     for key in (k for k in ka if k in kb):
         ra, rb = ka[key], kb[key]
         pa, pb = a.predicted(ra), b.predicted(rb)
-        spec, measured = _ratio(pa, pb), _ratio(ra.seconds, rb.seconds)
+        spec = _ratio(pa, pb)
+        measured = vs.independent_ratio(rb, ra)  # B/A: A's time over B's
+        if measured is None:  # timed by different methods: no ratio
+            continue
         case_rows.append([ra.workload, ra.label, ra.dtype, ra.impl, ra.seconds, rb.seconds, spec, measured,
-                          measured - spec if spec else None, _bound(a, ra)])
-    case_rows.sort(key=lambda row: _surprise(row[7], row[6]))
+                          measured.value - spec if spec else None, _bound(a, ra)])
+    case_rows.sort(key=lambda row: _surprise(row[7].value, row[6]))
 
     same = a.spec is not None and b.spec is not None and a.spec.key == b.spec.key
     notes = [f"A: {a.label} ({a.spec_how}). B: {b.label} ({b.spec_how}).",
@@ -165,7 +170,9 @@ def _measured(a: Side, b: Side) -> list[Section]:
              "of the spec figures for a ceiling, of the spec-predicted times max(FLOPs / peak, bytes / bandwidth) "
              "for a case. Measured - spec: how far execution departs from the sheets' promise.",
              "Sorted by |ln(measured / spec)|, the largest surprise first; rows without a spec ratio (L2, or a GPU "
-             "with no spec entry) follow, by |ln(measured)|. Only meaningful, verified measurements are compared."]
+             "with no spec entry) follow, by |ln(measured)|. Only meaningful, verified measurements timed by one "
+             "method on both sides are compared; [95%]: each side's round-to-round spread combined, 'tie' where "
+             "the interval holds 1."]
     if same:
         notes.append(f"Both sides are {a.spec.key}: every spec ratio is 1, so the measured ratio is the difference "
                      f"between two cards (or two runs) of one SKU.")
@@ -201,7 +208,7 @@ def _spec_only(a: Side, spec_b: specdb.Spec) -> list[Section]:
     for name, (va, kind, sa, _) in a.ceilings().items():
         sb = _spec_of(spec_b, "busbw" if name.startswith("busbw") and "nodes" not in name else name)
         ratio = _ratio(sb, sa)
-        rows.append([name, Q(va, kind), Q(sa, kind), Q(sb, kind), ratio, Q(va * ratio if ratio else None, kind),
+        rows.append([name, Quantity(va, kind), Quantity(sa, kind), Quantity(sb, kind), ratio, Quantity(va * ratio if ratio else None, kind),
                      kind.replace("_per_", "/")])
     rows.sort(key=lambda row: -abs(math.log(row[4])) if row[4] else 0)
     case_cols = [Col("workload", "Workload"), Col("case", "Case"), Col("dtype", "Dtype"), Col("impl", "Impl"),

@@ -30,7 +30,7 @@ def roofline_plot(records, path, *, spec: str | None = None) -> str:
     if path.suffix.lower() not in SUFFIXES:
         raise AnalysisError(f"plot file {str(path)!r} must end in {' or '.join(SUFFIXES)}")
     rl.check_records(records)
-    groups = rl.by_gpu([r for r in records if r.family != "collective"])
+    groups = rl.by_gpu([r for r in records if r.view != "collective"])
     if not groups:
         raise AnalysisError("nothing to plot: no per-GPU records (collectives have no roofline)")
     analyses = [rl.analyze(rs, spec) for rs in groups.values()]
@@ -41,10 +41,11 @@ def roofline_plot(records, path, *, spec: str | None = None) -> str:
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    streaming = [[r for r in a.records if r.family == "streaming" and r.meaningful] for a in analyses]
+    streaming = [[r for r in a.records if r.roof == "memory" and r.meaningful and id(r) not in a.excluded]
+                 for a in analyses]
     ncols = 2 if any(streaming) else 1
     fig, axes = plt.subplots(len(analyses), ncols, figsize=(8 * ncols, 6 * len(analyses)), squeeze=False)
-    families = sorted({r.family for r in records if r.family not in rl.NOT_PLACED})
+    families = sorted({p.record.family for a in analyses for p in a.placements})
     colour = {f: FAMILY_COLOURS[i % len(FAMILY_COLOURS)] for i, f in enumerate(families)}
     for row, a, stream in zip(axes, analyses, streaming):
         _draw(row[0], a, colour)

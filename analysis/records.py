@@ -7,14 +7,23 @@ Numbers are stored at full precision and rounded only when shown.
 
 Shapes of the nested fields, as the suite writes them:
 
-    time_s    {"p20", "p50", "p80", "min", "max", "mean", "std", "n", "samples": [...]}  seconds per call
-    timing    {"method": "cuda-graph" | "cuda-events" | "interpreter-wallclock",
+    time_s    {"p20", "p50", "p80", "min", "max", "mean", "std", "n", "samples": [...],
+               "round_p50": [median of each alternation round]}  seconds per call
+    timing    {"method": "cuda-graph" | "cuda-events" | "interpreter-wallclock" (one per case: every
+               implementation of a case is timed the same way), "method_reason": why,
                "inner": calls per sample, "rounds": alternation rounds,
                "window": [start, end] unix seconds of this implementation's timed samples,
                "meaningful": False for interpreter timings,
                "input_sets": input sets rotated among (>1: data rotated past L2),
-               "eager_estimate_s", "graph_estimate_s": the per-call estimates that chose the method}
-    verify    {"rel_err": ||out-ref||/||ref||, "tolerance": accepted}
+               "eager_estimate_s", "graph_estimate_s": this implementation's per-call estimates
+               as plain launches and as a CUDA graph replay (None: not capturable)}
+    verify    {"rel_err": ||out-ref||/||ref|| over the checked elements, "tolerance": accepted,
+               "max_excess": max over checked elements of |out-ref| / its own tolerance (<= 1 passes),
+               "checked": elements compared, "elements": elements of the output, "finite": every
+               element of the whole output finite, "method": what was compared}
+    wall      {"case_s": wall seconds of the whole case (inputs, tuning, compiles, checks, timing),
+               "setup_s": this implementation's preparation and first call (tuning and compiles),
+               "verify_s", "timing_s"}
     telemetry {"samples": n, "sm_clock_mhz": {"min", "p50", "max"}, "mem_clock_mhz": {...},
                "power_w": {...}, "temp_c": {...}, "throttle": ["sw_power_cap", ...]}  or None
     env       {"host", "rank", "world_size", "local_rank", "interpret": bool,
@@ -27,11 +36,12 @@ Shapes of the nested fields, as the suite writes them:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("ok", "failed", "skipped")
 REQUIRED = ("workload", "family", "impl", "vendor", "dtype", "params", "case", "label", "status")
 
@@ -52,6 +62,11 @@ class Record:
     label: str  # human label of the case
     status: str  # ok | failed | skipped
     reason: str = ""
+    view: str = ""  # how the report tables the workload's records (analysis.views)
+    roof: str = ""  # "memory" / "compute": the record can set that ceiling; "": placed under the roofs
+    role: str = "fused"  # "fused", or "naive": intermediates go through memory
+    backend: str = ""  # what runs it: "triton", or the vendor library (cuBLAS, cuDNN, ...)
+    launches: int | None = None  # kernel launches of one call, where declared
     flops: int = 0
     bytes: int = 0  # minimum bytes (inputs read once, outputs written once)
     moved_bytes: int | None = None  # bytes this implementation really moves, when it differs
@@ -60,6 +75,8 @@ class Record:
     timing: dict | None = None  # method, rounds, window start/end (unix s), meaningful
     verify: dict | None = None  # rel_err, tolerance
     telemetry: dict | None = None  # NVML readings during the measurement window
+    energy: dict | None = None  # joules per call and mean watts from NVML's energy counter, where measured
+    wall: dict | None = None  # where the case's wall time went
     env: dict = field(default_factory=dict)  # GPU, driver, versions, host, run id, rank
     run_id: str = ""
     timestamp: str = ""
@@ -92,10 +109,30 @@ class Record:
         return self.flops / self.bytes if self.bytes else None
 
     @property
+    def verify_problem(self) -> str | None:
+        """Why this record's own verification fields do not show a pass (None: they do).
+
+        Re-checked on every read: a record marked ok whose error exceeds its
+        tolerance, whose elementwise check failed or whose output was not all
+        finite is not a result, whatever its status says."""
+        v = self.verify
+        if not isinstance(v, dict):
+            return "no verification recorded"
+        err, tol = v.get("rel_err"), v.get("tolerance")
+        if not (_number(err) and _number(tol) and err <= tol):
+            return f"rel_err {err!r} does not pass tolerance {tol!r}"
+        excess = v.get("max_excess")
+        if excess is not None and not (_number(excess) and excess <= 1):
+            return f"an element exceeds its tolerance {excess!r} times"
+        if v.get("finite") is False:
+            return "the output holds NaN or inf"
+        return None
+
+    @property
     def meaningful(self) -> bool:
         """A verified, timed measurement on a real GPU (interpreter timings are not)."""
         return (self.status == "ok" and self.time_s is not None
-                and bool((self.timing or {}).get("meaningful", False)))
+                and bool((self.timing or {}).get("meaningful", False)) and self.verify_problem is None)
 
     @property
     def gpu_key(self) -> str:
@@ -127,7 +164,27 @@ class Record:
             raise ValueError(f"schema {d['schema']} is newer than this reader ({SCHEMA_VERSION})")
         if d["status"] not in STATUSES:
             raise ValueError(f"status {d['status']!r} is not one of {', '.join(STATUSES)}")
+        if d.get("schema", 1) < 2:
+            d = _from_schema_1(d)
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# Schema 1 records carry no view, roof or role; they get their family's defaults.
+_V1_ROOF = {"streaming": "memory", "gemm": "compute"}
+
+
+def _from_schema_1(d: dict) -> dict:
+    d = dict(d)
+    d.setdefault("view", d["family"])
+    d.setdefault("roof", _V1_ROOF.get(d["family"], ""))
+    moved, nbytes = d.get("moved_bytes"), d.get("bytes") or 0
+    naive = d["family"] == "attention" and isinstance(moved, (int, float)) and moved > nbytes
+    d.setdefault("role", "naive" if naive else "fused")
+    return d
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def gpu_key(env: dict) -> str:

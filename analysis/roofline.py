@@ -34,13 +34,13 @@ from datetime import datetime, timezone
 from analysis import specs as specdb
 from analysis.errors import AnalysisError
 from analysis.records import Record
+from analysis.tables import fmt_bytes
 
 HBM_FACTOR = 8.0  # working set >= 8 x L2: the HBM ceiling is read only there
 L2_FRACTION = 0.5  # working set <= L2 / 2: the L2 plateau is read only there
 ABOVE_ROOF_MARGIN = 0.03  # more than 3% above a roof is a counting or caching bug, not a record
 OUTLIER_MARGIN = 0.05  # a GPU more than 5% below its node's median ceiling is flagged
 
-NOT_PLACED = ("streaming", "collective")  # families that define roofs or are not on the chip's roofline
 DTYPE_ORDER = ("fp64", "fp32", "tf32", "fp16", "bf16", "fp8", "int8")
 MEMORY_CEILINGS = ("HBM bandwidth", "L2 plateau")
 
@@ -151,15 +151,6 @@ def telemetry_text(r: Record | None) -> str:
     return ", ".join(parts)
 
 
-def fmt_bytes(n) -> str:
-    if n is None:
-        return "?"
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.4g} {unit}"
-    return f"{n:.0f} B"
-
-
 def shape_text(r: Record) -> str:
     p = r.params
     if all(k in p for k in ("M", "N", "K")):
@@ -179,6 +170,17 @@ class Ceiling:
     dtype: str | None = None
     triton: Record | None = None  # best non-vendor record (compute ceilings)
     vendor: Record | None = None  # best vendor record (compute ceilings)
+    # Every meaningful measurement of the same problem (dtype, implementation, FLOPs and bytes)
+    # in the run that set the ceiling: one problem measured in several workloads gives a range.
+    repeats: list = field(default_factory=list)
+
+    @property
+    def repeat_range(self) -> tuple[float, float] | None:
+        """(lowest, highest) figure over the repeats, when the problem was measured more than once."""
+        if len(self.repeats) < 2:
+            return None
+        values = [getattr(r, self.kind) for r in self.repeats]
+        return min(values), max(values)
 
     @property
     def of_spec(self) -> float | None:
@@ -252,7 +254,13 @@ class GpuAnalysis:
     l2: Ceiling | None = None
     compute: dict = field(default_factory=dict)  # dtype -> Ceiling
     placements: list = field(default_factory=list)
-    flagged: list = field(default_factory=list)  # (Record, reason)
+    flagged: list = field(default_factory=list)  # (Record, reason): above a roof the hardware cannot beat
+    unverified: list = field(default_factory=list)  # (Record, problem): marked ok, but its verify fields fail
+
+    @property
+    def excluded(self) -> set[int]:
+        """ids of the records no table, ceiling or comparison may use (listed apart instead)."""
+        return {id(r) for r, _ in self.flagged} | {id(r) for r, _ in self.unverified}
 
     @property
     def host(self) -> str:
@@ -311,10 +319,11 @@ def analyze(records: list[Record], spec_name: str | None = None) -> GpuAnalysis:
     a = GpuAnalysis(first.gpu_key, gpu_label(first), gpu, list(records), spec, how, l2)
     margin = 1 + ABOVE_ROOF_MARGIN
     meaningful = [r for r in records if r.meaningful]
+    a.unverified = [(r, r.verify_problem) for r in records if r.status == "ok" and r.verify_problem]
 
     # Streaming and GEMM figures beyond the spec sheet are bugs: flag them, keep them out of ceilings.
     stream = {"HBM": [], "L2": []}
-    for r in (r for r in meaningful if r.family == "streaming" and r.bytes_per_s):
+    for r in (r for r in meaningful if r.roof == "memory" and r.bytes_per_s):
         where = regime(r.bytes, l2)
         if where == "HBM" and spec and spec.mem_bw and r.bytes_per_s > spec.mem_bw * margin:
             a.flagged.append((r, f"{r.bytes_per_s / spec.mem_bw:.0%} of the spec memory bandwidth with a working "
@@ -322,7 +331,7 @@ def analyze(records: list[Record], spec_name: str | None = None) -> GpuAnalysis:
         elif where in stream:
             stream[where].append(r)
     gemm: dict[str, list[Record]] = {}
-    for r in (r for r in meaningful if r.family == "gemm" and r.flop_per_s):
+    for r in (r for r in meaningful if r.roof == "compute" and r.flop_per_s):
         peak = spec.flops(r.dtype) if spec else None
         if peak and r.flop_per_s > peak * margin:
             a.flagged.append((r, f"{r.flop_per_s / peak:.0%} of the spec {r.dtype} peak: FLOPs miscounted"))
@@ -333,18 +342,20 @@ def analyze(records: list[Record], spec_name: str | None = None) -> GpuAnalysis:
         best = best_of(stream[where], "bytes_per_s")
         if best:
             spec_bw = spec.mem_bw if spec and where == "HBM" else None  # no spec L2 bandwidth
-            ceiling = Ceiling(name, "bytes_per_s", best.bytes_per_s, best, spec_bw)
+            ceiling = Ceiling(name, "bytes_per_s", best.bytes_per_s, best, spec_bw,
+                              repeats=_repeats(best, stream[where]))
             setattr(a, "hbm" if where == "HBM" else "l2", ceiling)
     for dtype, rs in gemm.items():
         best = best_of(rs, "flop_per_s")
         a.compute[dtype] = Ceiling(f"compute {dtype}", "flop_per_s", best.flop_per_s, best,
                                    spec.flops(dtype) if spec else None, dtype,
                                    triton=best_of([r for r in rs if not r.vendor], "flop_per_s"),
-                                   vendor=best_of([r for r in rs if r.vendor], "flop_per_s"))
+                                   vendor=best_of([r for r in rs if r.vendor], "flop_per_s"),
+                                   repeats=_repeats(best, rs))
 
     already = {id(r) for r, _ in a.flagged}
     for r in meaningful:
-        if r.family in NOT_PLACED or not r.flops or not counted_bytes(r) or id(r) in already:
+        if r.roof or r.view == "collective" or not r.flops or not counted_bytes(r) or id(r) in already:
             continue
         p = place(a, r)
         if p.problem:
@@ -352,6 +363,12 @@ def analyze(records: list[Record], spec_name: str | None = None) -> GpuAnalysis:
         else:
             a.placements.append(p)
     return a
+
+
+def _repeats(best: Record, candidates) -> list[Record]:
+    """The measurements of `best`'s problem in its run: same dtype, implementation, FLOPs and bytes."""
+    same = (best.run_id, best.dtype, best.impl, best.flops, best.bytes)
+    return [r for r in candidates if (r.run_id, r.dtype, r.impl, r.flops, r.bytes) == same]
 
 
 def _min_roof(roofs):
@@ -515,7 +532,7 @@ def assumptions(a: GpuAnalysis) -> list[str]:
     if starts:
         timing += f"; measured between {_utc(min(starts))} and {_utc(max(ends))} ({max(ends) - min(starts):.0f} s)"
     lines.append(timing + ".")
-    sizes = sorted({r.bytes for r in rs if r.family == "streaming" and r.bytes})
+    sizes = sorted({r.bytes for r in rs if r.roof == "memory" and r.bytes})
     if sizes:
         lines.append(f"Streaming working sets {fmt_bytes(sizes[0])} to {fmt_bytes(sizes[-1])}; L2 "
                      f"{fmt_bytes(a.l2_bytes)}: HBM ceiling from working sets >= {HBM_FACTOR:g} x L2 "

@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from analysis.errors import AnalysisError
+from analysis.tables import Col, Section, Table, check_format, format_sections
 
 _PATH = Path(__file__).with_name("specs.json")
 GiB = 1 << 30
@@ -174,15 +175,12 @@ def match(gpu_name: str, mem_bytes: int | None) -> Spec | None:
 
 def render(name: str | None = None, fmt: str = "github") -> str:
     """All entries side by side, or one entry with every figure's source."""
-    from analysis import report  # the table formatter (report imports this module)
-
-    report.check_format(fmt)
-    section = _overview(report) if name is None else _entry(report, get(name))
-    return report.format_sections([section], fmt)
+    check_format(fmt)
+    section = _overview() if name is None else _entry(get(name))
+    return format_sections([section], fmt)
 
 
-def _overview(report):
-    Col = report.Col
+def _overview():
     dtypes = ("fp32", "tf32", "fp16", "bf16", "fp8")
     cols = [Col("key", "Key"), Col("name", "Name"), Col("units", "SMs/CUs", "int"), Col("boost", "Boost", "mhz"),
             Col("mem_gb", "Memory GB"), Col("mem_bw", "Mem BW", "bytes_per_s"), Col("l2", "L2", "bytes"),
@@ -195,11 +193,10 @@ def _overview(report):
              "interconnect bytes/s one way (half the vendor's bidirectional figure), what nccl-tests' bus "
              "bandwidth measures.",
              "`specs NAME` shows one entry with the source of every figure and how it was checked."]
-    return report.Section("Spec database", [report.Table(None, cols, rows)], notes)
+    return Section("Spec database", [Table(None, cols, rows)], notes)
 
 
-def _entry(report, s: Spec):
-    Col = report.Col
+def _entry(s: Spec):
     cols = [Col("figure", "Figure"), Col("value", "Value"), Col("unit", "Unit"), Col("source", "Source"),
             Col("url", "URL"), Col("checked", "Checked"), Col("note", "Note")]
     rows = []
@@ -217,4 +214,4 @@ def _entry(report, s: Spec):
              "Checked: 'primary' = the vendor's text was read; 'secondary:KEY' = read in that compilation only; "
              "'derived' = computed from a printed figure; 'device-query' = read from the device; 'unconfirmed' = "
              "could not be confirmed here."]
-    return report.Section(f"Spec {s.key}", [report.Table(None, cols, rows)], notes)
+    return Section(f"Spec {s.key}", [Table(None, cols, rows)], notes)

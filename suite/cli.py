@@ -15,13 +15,9 @@ import re
 import sys
 from pathlib import Path
 
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-
-class UsageError(Exception):
-    """A wrong argument or an unusable machine: one line, exit status 2."""
-
+from suite.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from suite.interpreter import check_interpreter
+from suite.results import default_out, new_run_id
 
 SWEEP_HELP = """\
 Run workloads over their cases on one GPU: each (workload, case, dtype,
@@ -212,63 +208,13 @@ def _select(workloads: dict, only: list[str] | None, skip: list[str]):
     return [w for w in workloads.values() if (only is None or hit(w, only)) and not hit(w, skip)]
 
 
-def _default_out(gpu_name: str, mode: str) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", gpu_name).strip("-").lower() or "gpu"
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("results") / f"{slug}-{mode}-{stamp}.jsonl"
-
-
-def _interpreter_problem() -> str | None:
-    """Why Triton's interpreter cannot run the suite's kernels here, or None.
-
-    A kernel with a loop whose bound is computed in the kernel, the shape of
-    the suite's own loops, runs once on the CPU. Triton 3.6's interpreter
-    fails on it with numpy 2.4 and newer (it converts a one-element array to
-    an index, which numpy now refuses); newer Triton releases run it."""
-    import torch
-    import triton
-    import triton.language as tl
-
-    from triton.runtime.interpreter import InterpretedFunction
-
-    if not isinstance(tl.cdiv, InterpretedFunction):  # library kernels are decorated on import
-        return ("Triton was imported before --interpret could choose its interpreter (TRITON_INTERPRET is "
-                "read then); run the sweep as its own process: python -m suite sweep --interpret ...")
-
-    @triton.jit
-    def loop_probe(x_ptr, n):
-        total = 0.0
-        for i in range(0, tl.cdiv(n, 2)):
-            total += tl.load(x_ptr + i)
-        tl.store(x_ptr, total)
-
-    x = torch.ones(4)
-    try:
-        loop_probe[(1,)](x, 4)
-    except Exception as e:  # noqa: BLE001 -- any failure means the interpreter is unusable here
-        import numpy
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        return (f"Triton {triton.__version__}'s interpreter cannot run a kernel loop here (numpy "
-                f"{numpy.__version__}): {first}; use a newer triton for --interpret")
-    return None if x[0].item() == 2.0 else f"Triton {triton.__version__}'s interpreter computed a wrong sum"
-
-
-def check_interpreter(args) -> None:
-    """With --interpret, refuse in one line where the interpreter cannot run the kernels; called
-    once the arguments are known good, before anything runs or is written."""
-    if args.interpret:
-        problem = _interpreter_problem()
-        if problem:
-            raise UsageError(problem)
-
-
 def cmd_sweep(args) -> int:
     if args.interpret:
         # Read by triton when kernels are decorated, so set before they are imported.
         os.environ["TRITON_INTERPRET"] = "1"
     torch = _import_torch()
     from suite.dtypes import DTYPES
-    from suite.registry import all_workloads
+    from suite.workloads import all_workloads
 
     workloads = all_workloads()
     selected = _select(workloads, args.only, args.skip)
@@ -325,9 +271,9 @@ def cmd_sweep(args) -> int:
     env = env_mod.collect(None if args.interpret else args.device, interpret=args.interpret,
                           command="python -m suite " + " ".join(args.argv))
     env["settle_s"] = 0.0 if args.interpret else args.settle
-    out = args.out or _default_out(env["gpu"]["name"], mode)
+    out = args.out or default_out(env["gpu"]["name"], mode)
     ctx = runner.Context(device=device, env=env, interpret=args.interpret,
-                         policy=timing.TimingPolicy(budget_s=args.budget), run_id=runner.new_run_id(),
+                         policy=timing.TimingPolicy(budget_s=args.budget), run_id=new_run_id(),
                          seed=args.seed, nvml=None if args.interpret else nvml_handle(args.device))
     print(f"sweep: {len(tasks)} cases ({mode}) on {env['gpu']['name']} -> {out}", file=sys.stderr)
     try:

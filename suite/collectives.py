@@ -71,7 +71,9 @@ from analysis.records import Record, load
 from suite import distributed, runner, timing
 from suite import env as env_mod
 from suite.dtypes import DTYPES as DTYPE_TABLE
+from suite.errors import UsageError
 from suite.registry import case_id
+from suite.results import RecordWriter, default_out, new_run_id
 from suite.telemetry import Sampler, nvml_handle
 
 OPS = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "broadcast", "send-recv")
@@ -110,7 +112,6 @@ _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 <<
 
 def parse_bytes(text: str) -> int:
     """'1KiB', '64 MiB', '4GiB', '4096' -> bytes (binary units; K/M/G mean KiB/MiB/GiB)."""
-    from suite.cli import UsageError
 
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(text))
     unit = m.group(2).lower() if m else None
@@ -267,7 +268,6 @@ def plan_from_args(args) -> Plan:
     """Check the arguments (UsageError, one line) and list what to measure."""
     from analysis.collectives import canonical_op
     from analysis.errors import AnalysisError
-    from suite.cli import UsageError
 
     ops = []
     for name in args.ops or OPS:
@@ -290,14 +290,11 @@ def plan_from_args(args) -> Plan:
 
 
 def _default_out(name: str, world_size: int) -> Path:
-    from suite.cli import _default_out as stamped
-
-    return stamped(f"{name} x{world_size}", "collectives")
+    return default_out(f"{name} x{world_size}", "collectives")
 
 
 def main(args) -> int:
     """`collectives`: launch one worker per GPU, or be one of them."""
-    from suite.cli import UsageError
 
     plan = plan_from_args(args)
     if distributed.under_torchrun():
@@ -309,7 +306,6 @@ def main(args) -> int:
 
 
 def _launch(args) -> int:
-    from suite.cli import UsageError
 
     gpus = torch.cuda.device_count()
     if not args.cpu and not gpus:
@@ -359,7 +355,6 @@ def _rank_main(args, plan: Plan) -> int:
     me = distributed.rank_info()
     distributed.install_sigterm()
     if me.world_size < 2:
-        from suite.cli import UsageError
         raise UsageError("collectives need at least 2 ranks; WORLD_SIZE is 1")
     if args.cpu:
         index, device, backend = None, "cpu", "gloo"
@@ -393,10 +388,10 @@ def _run(args, plan: Plan, world: _World) -> Path | None:
     index = None if world.device == "cpu" else int(world.device.split(":")[1])
     env = _env(env_mod.collect(index, interpret=index is None, command="python -m suite " + shlex.join(args.argv)),
                world)
-    shared = [runner.new_run_id(), str(args.out or _default_out(env["gpu"]["name"], me.world_size))]
+    shared = [new_run_id(), str(args.out or _default_out(env["gpu"]["name"], me.world_size))]
     dist.broadcast_object_list(shared, src=0, group=world.group)
     run_id, out = shared[0], Path(shared[1])
-    writer = runner.RecordWriter(out) if me.rank == 0 else None
+    writer = RecordWriter(out) if me.rank == 0 else None
     nvml = nvml_handle(index) if me.rank == 0 and index is not None else None
     nodes = len({r["host"] for r in env["ranks"]})
     points = [(op, size) for op in plan.ops for size in plan.sizes]

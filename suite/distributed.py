@@ -44,6 +44,10 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from suite.errors import UsageError
+from suite.interpreter import check_interpreter
+from suite.results import RecordWriter, default_out, new_run_id, recorded_keys
+
 MULTICAST_OFF = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
 
 # Each collective or object exchange on a process group may take this long
@@ -243,14 +247,13 @@ def sweep(args, tasks, mode: str) -> int:
 def _launch_sweep(args, mode: str) -> int:
     import torch
 
-    from suite.cli import UsageError, _default_out, check_interpreter
 
     gpus = torch.cuda.device_count()
     nproc = args.nproc if args.nproc is not None else (gpus or 1)
     if nproc < 1:
         raise UsageError(f"--nproc must be at least 1, got {nproc}")
     name = "cpu" if args.interpret else torch.cuda.get_device_name(0)
-    out = args.out or _default_out(f"{name} x{nproc}", mode)
+    out = args.out or default_out(f"{name} x{nproc}", mode)
     if args.resume and (args.out is None or not (out.exists() or part_files(out))):
         raise UsageError("--resume needs --out naming an existing results file (or one whose part files "
                          "an interrupted --all-gpus sweep left)")
@@ -286,7 +289,6 @@ def _sweep_rank(args, tasks, mode: str) -> int:
 
     from suite import env as env_mod
     from suite import runner, timing
-    from suite.cli import _default_out
     from suite.telemetry import nvml_handle
 
     me = rank_info()
@@ -309,12 +311,12 @@ def _sweep_rank(args, tasks, mode: str) -> int:
         env["settle_s"] = 0.0 if interpret else args.settle
 
         # One run id and one results file for all ranks: rank 0's.
-        default = _default_out(f"{env['gpu']['name']} x{me.world_size}", mode)
-        shared = [runner.new_run_id(), str(args.out or default)]
+        default = default_out(f"{env['gpu']['name']} x{me.world_size}", mode)
+        shared = [new_run_id(), str(args.out or default)]
         dist.broadcast_object_list(shared, src=0, group=group)
         run_id, out = shared[0], Path(shared[1])
         part = part_path(out, me.rank)
-        done = (runner.recorded_keys(out) | runner.recorded_keys(part)) if args.resume else set()
+        done = (recorded_keys(out) | recorded_keys(part)) if args.resume else set()
         ctx = runner.Context(device=device, env=env, interpret=interpret,
                              policy=timing.TimingPolicy(budget_s=args.budget), run_id=run_id, seed=args.seed,
                              nvml=None if interpret else nvml_handle(index))
@@ -323,7 +325,7 @@ def _sweep_rank(args, tasks, mode: str) -> int:
                   f"(progress of rank 0)", file=sys.stderr)
         if not interpret:
             runner.settle(args.settle, device)
-        writer = runner.RecordWriter(part)
+        writer = RecordWriter(part)
         bar = tqdm(tasks, desc="sweep", unit="case", file=sys.stderr, dynamic_ncols=True,
                    disable=args.no_progress or me.rank != 0)
         for task in bar:

@@ -33,6 +33,10 @@ class Skip(Exception):
     """Raised by a workload or implementation that cannot run a case; the reason is recorded."""
 
 
+ROLES = ("fused", "naive")
+ROOFS = ("", "memory", "compute")
+
+
 @dataclass(frozen=True)
 class Impl:
     name: str  # e.g. "triton", "torch", "sdpa-cudnn"
@@ -43,6 +47,16 @@ class Impl:
     config: Callable[[Inputs], dict | None] | None = None
     # Dtypes this implementation runs; None means all the workload's dtypes.
     dtypes: tuple[str, ...] | None = None
+    # "fused", or "naive" when it moves intermediates through memory (attention's scores).
+    role: str = "fused"
+    # What runs it: "triton", or the library behind a vendor path ("cuBLAS", "cuDNN", ...).
+    backend: str = "triton"
+    # Kernel launches of one call (the host's share of a call is counted in launches), as a
+    # number or (params, dtype) -> number; None where it is not known.
+    launches: int | Callable[[Params, str], int] | None = None
+
+    def launches_for(self, params: Params, dtype: str) -> int | None:
+        return self.launches(params, dtype) if callable(self.launches) else self.launches
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,16 @@ class Workload:
     rotate_past_l2: float = 0.0
     # Per-dtype tolerance overrides of suite.dtypes (each must say why in the declaration).
     tolerance: Mapping[str, float] = field(default_factory=dict)
+    # How the report tables this workload's records (a view of analysis.views); the family's
+    # name when empty.
+    view: str = ""
+    # "memory" or "compute": the workload's records set that measured ceiling (streaming sets
+    # the memory roofs, GEMMs the compute roofs); "": its cases are placed under the roofs.
+    roof: str = ""
+
+    @property
+    def view_name(self) -> str:
+        return self.view or self.family
 
     def case_label(self, params: Params) -> str:
         return self.label(params) if self.label else case_id(params)
@@ -91,6 +115,11 @@ _REGISTRY: dict[str, Workload] = {}
 def register(workload: Workload) -> Workload:
     if workload.name in _REGISTRY:
         raise ValueError(f"workload {workload.name!r} registered twice")
+    if workload.roof not in ROOFS:
+        raise ValueError(f"workload {workload.name!r}: roof {workload.roof!r} is not one of {ROOFS}")
+    bad = [i.name for i in workload.impls if i.role not in ROLES]
+    if bad:
+        raise ValueError(f"workload {workload.name!r}: implementation(s) {bad} have a role outside {ROLES}")
     missing = set(SWEEP_MODES) - set(workload.cases)
     if missing:
         raise ValueError(f"workload {workload.name!r} has no cases for {sorted(missing)}")
@@ -104,8 +133,6 @@ def register(workload: Workload) -> Workload:
     return workload
 
 
-def all_workloads() -> dict[str, Workload]:
-    """Every registered workload, importing the declaration modules on first use."""
-    from suite import workloads  # noqa: F401  (importing registers them)
-
+def registered() -> dict[str, Workload]:
+    """The workloads registered so far (importing `suite.workloads` registers them all)."""
     return dict(_REGISTRY)

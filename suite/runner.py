@@ -24,8 +24,9 @@ from typing import Callable, Iterable
 
 import torch
 
-from analysis.records import Record, dump, gpu_key, load
+from analysis.records import Record, gpu_key
 from suite import timing, verify
+from suite.results import RecordWriter, recorded_keys
 from suite.dtypes import DTYPES, unsupported_reason
 from suite.registry import Skip, Workload, case_id
 from suite.telemetry import Sampler
@@ -60,25 +61,6 @@ def plan(workloads: Iterable[Workload], mode: str, dtypes: Iterable[str] | None 
     return tasks
 
 
-class RecordWriter:
-    """Append-only JSONL writer: each record is flushed and synced as it is written."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(path, "a", encoding="utf-8")
-        self.count = 0
-
-    def __call__(self, record: Record) -> None:
-        self._f.write(dump(record) + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self.count += 1
-
-    def close(self) -> None:
-        self._f.close()
-
-
 @dataclass
 class Context:
     device: str  # "cuda:N" or "cpu"
@@ -100,14 +82,6 @@ class Context:
     @property
     def gpu_key(self) -> str:
         return gpu_key(self.env)
-
-
-def new_run_id() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
-
-
-def recorded_keys(path: Path) -> set[tuple]:
-    return {r.key for r in load(path)} if path.exists() else set()
 
 
 def settle(seconds: float, device: str) -> None:
@@ -176,14 +150,16 @@ def run_task(task: Task, ctx: Context, write: Callable[[Record], None], done: se
     impls = [i for i in w.impls_for(dtype) if (w.name, task.case, dtype, i.name, ctx.gpu_key) not in done]
     if not impls:
         return
-    base = dict(workload=w.name, family=w.family, dtype=dtype, params=params, case=task.case,
+    base = dict(workload=w.name, family=w.family, view=w.view_name, roof=w.roof, dtype=dtype, params=params,
+                case=task.case,
                 label=w.case_label(params), flops=int(w.flops(params, dtype)), bytes=int(w.bytes(params, dtype)),
                 env=ctx.env, run_id=ctx.run_id, suite_version=ctx.env.get("suite_version", ""))
 
     def emit(impl, status, reason="", **fields):
         moved = w.moved_bytes(params, dtype, impl.name) if w.moved_bytes else None
-        write(Record(**base, impl=impl.name, vendor=impl.vendor, status=status, reason=reason,
-                     moved_bytes=moved, timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(), **fields))
+        write(Record(**base, impl=impl.name, vendor=impl.vendor, role=impl.role, backend=impl.backend,
+                     launches=impl.launches_for(params, dtype), status=status, reason=reason, moved_bytes=moved,
+                     timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(), **fields))
 
     reason = unsupported_reason(dtype, ctx.capability) or (w.skip(params, dtype, ctx.device) if w.skip else None)
     if reason:

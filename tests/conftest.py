@@ -40,13 +40,13 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def working_interpreter():
     """Skips a test of `sweep --interpret` where Triton's interpreter cannot run the suite's
-    kernels, with the reason the suite itself gives (`suite.cli._interpreter_problem`, asked in
+    kernels, with the reason the suite itself gives (`suite.interpreter.interpreter_problem`, asked in
     a fresh process so that this one's kernels stay as they are). Triton 3.6's interpreter fails
     with numpy >= 2.4; the newest Triton, which CI installs, runs."""
     root = Path(__file__).resolve().parents[1]
     code = ("import os; os.environ['TRITON_INTERPRET'] = '1'\n"
-            "from suite.cli import _interpreter_problem\n"
-            "print(_interpreter_problem() or '')")
+            "from suite.interpreter import interpreter_problem\n"
+            "print(interpreter_problem() or '')")
     p = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300,
                        env={**os.environ, "PYTHONPATH": str(root)})
     assert p.returncode == 0, p.stderr  # the probe itself must not crash

@@ -221,7 +221,9 @@ register(Workload(
     make_inputs=_attn_inputs,
     impls=(
         Impl("triton", vendor=False, prepare=_attn_triton, config=lambda inp: kd.last_config()),
-        *(Impl(f"sdpa-{name}", vendor=True, prepare=_attn_sdpa(name)) for name in ("flash", "cudnn", "efficient")),
+        *(Impl(f"sdpa-{name}", vendor=True, prepare=_attn_sdpa(name), backend=backend)
+          for name, backend in (("flash", "FlashAttention-2"), ("cudnn", "cuDNN"),
+                                ("efficient", "memory-efficient (xFormers)"))),
     ),
     reference=_attn_reference,
     flops=lambda p, d: kd.attention_flops(_lengths(p), p["q_heads"], p["head_dim"]),
@@ -354,7 +356,8 @@ register(Workload(
     make_inputs=_layer_inputs,
     impls=(
         Impl("triton", vendor=False, prepare=_layer_triton, config=lambda inp: {"attention": kd.last_config()}),
-        Impl("torch", vendor=True, prepare=_layer_torch, config=lambda inp: {"sdpa_backend": inp.get("sdpa_backend")}),
+        Impl("torch", vendor=True, prepare=_layer_torch, backend="torch",
+             config=lambda inp: {"sdpa_backend": inp.get("sdpa_backend")}),
     ),
     reference=_layer_reference,
     flops=lambda p, d: kd.layer_flops(kd.PRESETS[p["preset"]], p["batch"], p["context"]),

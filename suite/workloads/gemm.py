@@ -187,10 +187,14 @@ def _scaled_mm(fast_accum: bool):
 
 
 _GEMM_IMPLS = (
-    Impl("triton", vendor=False, prepare=_triton_gemm, config=_triton_gemm_config),
-    Impl("torch.matmul", vendor=True, prepare=_torch_matmul, dtypes=("fp32", "tf32", "fp16", "bf16")),
-    Impl("torch._scaled_mm", vendor=True, prepare=_scaled_mm(False), dtypes=("fp8",)),
-    Impl("torch._scaled_mm(fast_accum)", vendor=True, prepare=_scaled_mm(True), dtypes=("fp8",)),
+    # IEEE fp32 transposes A first (two launches); tf32 may transpose B first (chosen per shape).
+    Impl("triton", vendor=False, prepare=_triton_gemm, config=_triton_gemm_config,
+         launches=lambda p, d: {"fp32": 2, "tf32": None}.get(d, 1)),
+    Impl("torch.matmul", vendor=True, prepare=_torch_matmul, dtypes=("fp32", "tf32", "fp16", "bf16"),
+         backend="cuBLAS"),
+    Impl("torch._scaled_mm", vendor=True, prepare=_scaled_mm(False), dtypes=("fp8",), backend="cuBLASLt"),
+    Impl("torch._scaled_mm(fast_accum)", vendor=True, prepare=_scaled_mm(True), dtypes=("fp8",),
+         backend="cuBLASLt"),
 )
 
 
@@ -216,11 +220,13 @@ def _square_skip(p, dtype, *_):
     return None
 
 
-def _register_gemm(name: str, description: str, dtypes, cases, skip=None) -> None:
-    """The square, K-sweep and shape-search workloads differ only in their cases."""
+def _register_gemm(name: str, description: str, dtypes, cases, skip=None, view="gemm") -> None:
+    """The square, K-sweep and shape-search workloads differ only in their cases (and the search in
+    how it is reported: its best shape per side)."""
     register(Workload(name=name, family="gemm", description=description, dtypes=dtypes, cases=cases,
                       make_inputs=_gemm_inputs, impls=_GEMM_IMPLS, reference=_gemm_reference,
-                      flops=_gemm_flops, bytes=_gemm_bytes, check_view=_check_view, skip=skip, label=_label))
+                      flops=_gemm_flops, bytes=_gemm_bytes, check_view=_check_view, skip=skip, label=_label,
+                      view=view, roof="compute"))
 
 
 _register_gemm(
@@ -267,6 +273,7 @@ _register_gemm(
         "interpret": _INTERPRET,
     },
     skip=_search_skip,
+    view="gemm-search",
 )
 
 
@@ -307,10 +314,11 @@ register(Workload(
     },
     make_inputs=_skinny_inputs,
     impls=(
-        Impl("triton", vendor=False, prepare=_triton_linear,
+        Impl("triton", vendor=False, prepare=_triton_linear, launches=1,
              config=lambda inp: kg.chosen_config("linear", inp["x"].shape[0], inp["w"].shape[0],
                                                  inp["x"].shape[1], inp["x"].dtype)),
-        Impl("torch.nn.functional.linear", vendor=True, prepare=lambda inp: (lambda: F.linear(inp["x"], inp["w"]))),
+        Impl("torch.nn.functional.linear", vendor=True, prepare=lambda inp: (lambda: F.linear(inp["x"], inp["w"])),
+             backend="cuBLAS"),
     ),
     reference=_skinny_reference,
     flops=_gemm_flops,
@@ -318,6 +326,7 @@ register(Workload(
     check_view=_check_view,
     skip=_skinny_skip,
     label=_skinny_label,
+    view="gemm-skinny",
     # The weight must come from HBM on every call, as in decoding; rotating input sets past the
     # L2 matters for weights small enough to stay resident.
     rotate_past_l2=2.0,

@@ -94,6 +94,7 @@ for _k in ks.TRAFFIC:
     register(Workload(
         name=f"stream-{_k}",
         family="streaming",
+        roof="memory",
         description=_DESCRIPTION[_k],
         dtypes=("fp32", "bf16"),  # fp16 streams exactly like bf16: same bytes
         cases={
@@ -106,8 +107,9 @@ for _k in ks.TRAFFIC:
             Impl("triton", vendor=False,
                  prepare=lambda inp, k=_k: (lambda: ks.stream(k, inp["a"], inp["b"], inp["out"], inp["s"])),
                  config=lambda inp, k=_k: ks.config(k, (inp["a"] if k == "read" else inp["out"]).element_size(),
-                                                    on_gpu=inp["out"].is_cuda)),
-            Impl(_TORCH_NAME[_k], vendor=True, prepare=_torch_path(_k)),
+                                                    on_gpu=inp["out"].is_cuda),
+                 launches=2 if _k == "read" else 1),  # read: zeroing the result, then the sum
+            Impl(_TORCH_NAME[_k], vendor=True, prepare=_torch_path(_k), backend="torch", launches=1),
         ),
         reference=_reference(_k),
         flops=lambda p, d, k=_k: ks.stream_flops(k, p["array_bytes"] // element_size(d)),

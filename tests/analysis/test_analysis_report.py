@@ -15,6 +15,12 @@ from test_analysis_roofline import GiB, MiB, case, env, gemm, h200, rec, stream,
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def table(built, section_title, table_title=None):
+    """The raw rows of a table of `report.build`'s sections (numbers unformatted)."""
+    section = next(sec for sec in built if section_title in sec.title)
+    return next(t for t in section.tables if table_title is None or t.title == table_title).rows
+
+
 def sections(text):
     return [line[3:] for line in text.splitlines() if line.startswith("## ")]
 
@@ -35,13 +41,14 @@ def test_streaming_table_has_ratio_and_hbm_ceiling_under_it():
     assert "| transition |" in part
 
 
-def test_csv_is_raw_full_precision():
-    rows = list(csv.reader(io.StringIO(report.render(h200(hbm=4.4123456789e12), fmt="csv"))))
-    header = next(r for r in rows if r and r[0] == "ceiling")
-    assert header[:4] == ["ceiling", "measured_bytes_per_s", "spec_bytes_per_s", "of_spec_fraction"]
-    hbm = next(r for r in rows if r and r[0] == "HBM bandwidth")
-    assert float(hbm[1]) == pytest.approx(4.4123456789e12, rel=1e-12) and float(hbm[2]) == 4.8e12
-    assert not any("GB/s" in cell for r in rows if r and not r[0].startswith("#") for cell in r)
+def test_csv_is_one_tidy_table_of_raw_full_precision():
+    recs = h200(hbm=4.4123456789e12)
+    rows = list(csv.DictReader(io.StringIO(report.render(recs, fmt="csv"))))
+    assert len(rows) == len(recs)  # one row per record, one header
+    assert len({tuple(r) for r in rows}) == 1  # the same columns in every row
+    hbm = next(r for r in rows if r["workload"] == "stream-copy" and r["bytes"] == str(4 * GiB) and r["vendor"] == "False")
+    assert float(hbm["bytes_per_s"]) == pytest.approx(4.4123456789e12, rel=1e-12)
+    assert not any("GB/s" in cell for r in rows for cell in r.values())
 
 
 def test_github_and_plain_formats():
@@ -179,9 +186,9 @@ def test_collectives_across_nodes_have_no_spec_column():
     size, t = 1 << 30, (1 << 30) / 40e9
     rs = [rec("nccl-all-reduce", "collective", "nccl", vendor=True, nbytes=size, seconds=t,
               params={"op": "all-reduce", "message_bytes": size, "world_size": 16, "nodes": 2})]
-    rows = list(csv.reader(io.StringIO(report.render(rs, fmt="csv"))))
-    peak = next(r for r in rows if r and r[0] == "all-reduce" and len(r) == 7)
-    assert float(peak[3]) == pytest.approx(size / t * 2 * 15 / 16) and peak[5] == "" and peak[6] == ""
+    peak = table(report.build(rs), "Interconnect", "Peak bus bandwidth against the spec")[0]
+    assert peak[0] == "all-reduce" and peak[3] == pytest.approx(size / t * 2 * 15 / 16)
+    assert peak[5] is None and peak[6] is None
 
 
 def test_shape_search_counts_only_measured_shapes():
@@ -189,7 +196,5 @@ def test_shape_search_counts_only_measured_shapes():
     search += [gemm(m, 4096, 8192, 690e12, impl="torch.matmul", vendor=True, workload="gemm-shape-search")
                for m in (4096, 8192)]
     search += [gemm(6144, 4096, 16384, 1.0, workload="gemm-shape-search", status="skipped", reason="time budget")]
-    rows = list(csv.reader(io.StringIO(report.render(search, fmt="csv"))))
-    title = next(i for i, r in enumerate(rows) if r and r[0].endswith("GEMM shape search"))
-    header, row = rows[title + 1], rows[title + 2]
-    assert header[:2] == ["dtype", "shapes"] and row[:2] == ["bf16", "2"]
+    row = table(report.build(search), "GEMM shape search")[0]
+    assert row[:2] == ["bf16", 2]

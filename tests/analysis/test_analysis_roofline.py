@@ -30,16 +30,28 @@ def telemetry(sm=1980.0, power=610.0, throttle=()):
             "temp_c": {"min": 48.0, "p50": 52.0, "max": 55.0}, "throttle": list(throttle)}
 
 
+# What the declarations say for the synthetic workloads (suite/workloads declares the real ones).
+VIEWS = {"gemm-skinny": "gemm-skinny", "gemm-shape-search": "gemm-search", "attention-fwd": "attention"}
+ROOFS = {"streaming": "memory", "gemm": "compute"}
+
+
 def rec(workload, family, impl="triton", *, vendor=False, dtype="bf16", params=None, flops=0, nbytes=0,
-        seconds=1e-3, status="ok", meaningful=True, moved=None, env_=None, tel=None, reason="", timing=None):
+        seconds=1e-3, status="ok", meaningful=True, moved=None, env_=None, tel=None, reason="", timing=None,
+        view=None, roof=None, role=None, rounds=None, verify=None):
     params = dict(params or {})
     ok = status == "ok"
+    time_s = {"p20": seconds * 0.98, "p50": seconds, "p80": seconds * 1.02, "n": 40}
+    if rounds is not None:
+        time_s["round_p50"] = [seconds * f for f in rounds]
     return Record(
         workload=workload, family=family, impl=impl, vendor=vendor, dtype=dtype, params=params,
         case=",".join(f"{k}={params[k]}" for k in sorted(params)),
         label=" ".join(f"{k}={v}" for k, v in params.items()), status=status, reason=reason,
+        view=view or VIEWS.get(workload, family), roof=ROOFS.get(family, "") if roof is None else roof,
+        role=role or ("naive" if "naive" in impl else "fused"), backend="" if vendor else "triton",
         flops=int(flops), bytes=int(nbytes), moved_bytes=moved,
-        time_s={"p20": seconds * 0.98, "p50": seconds, "p80": seconds * 1.02, "n": 40} if ok else None,
+        verify=(verify if verify is not None else {"rel_err": 1e-4, "tolerance": 1e-2}) if ok else None,
+        time_s=time_s if ok else None,
         timing=({"method": "cuda-graph" if meaningful else "interpreter-wallclock", "inner": 8, "rounds": 5,
                  "window": [1.7e9, 1.7e9 + 2.0], "meaningful": meaningful, **(timing or {})} if ok else None),
         telemetry=(tel if tel is not None else telemetry()) if ok and meaningful else None,

@@ -14,7 +14,8 @@ from conftest import HAS_CUDA
 from kernels import attention as ka
 from suite import env, runner, timing, verify
 from suite.dtypes import DTYPES
-from suite.registry import Skip, all_workloads
+from suite.registry import Skip
+from suite.workloads import all_workloads
 from suite.telemetry import nvml_handle
 
 pytestmark = pytest.mark.gpu

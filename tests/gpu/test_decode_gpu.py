@@ -11,7 +11,7 @@ import torch
 from kernels import decode as kd
 from suite import env, runner, timing
 from suite.dtypes import DTYPES
-from suite.registry import all_workloads
+from suite.workloads import all_workloads
 from suite.telemetry import nvml_handle
 
 pytestmark = pytest.mark.gpu

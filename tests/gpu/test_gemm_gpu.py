@@ -13,7 +13,7 @@ import torch
 
 from kernels import gemm as kg
 from suite.dtypes import DTYPES
-from suite.registry import all_workloads
+from suite.workloads import all_workloads
 
 pytestmark = pytest.mark.gpu
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from suite import env, runner, timing
-from suite.registry import all_workloads
+from suite.workloads import all_workloads
 from suite.telemetry import nvml_handle
 
 pytestmark = pytest.mark.gpu

@@ -17,7 +17,8 @@ from conftest import HAS_CUDA, interpreter_bf16_broken
 from kernels import attention as ka
 from suite import verify
 from suite.dtypes import DTYPES
-from suite.registry import Skip, all_workloads
+from suite.registry import Skip
+from suite.workloads import all_workloads
 
 FP16_TOL = DTYPES["fp16"].tolerance
 

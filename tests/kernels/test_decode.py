@@ -16,7 +16,8 @@ from hypothesis import given, settings, strategies as st
 from conftest import INTERPRETING  # noqa: F401  (sets TRITON_INTERPRET before kernels import)
 from kernels import decode as kd
 from suite.dtypes import DTYPES
-from suite.registry import Skip, all_workloads
+from suite.registry import Skip
+from suite.workloads import all_workloads
 
 TOL = DTYPES["fp16"].tolerance
 

@@ -20,7 +20,8 @@ from triton.backends.compiler import GPUTarget
 from conftest import INTERPRETING, interpreter_bf16_broken
 from kernels import gemm as kg
 from suite.dtypes import DTYPES
-from suite.registry import Skip, all_workloads
+from suite.registry import Skip
+from suite.workloads import all_workloads
 from suite.workloads import gemm as wg
 
 TORCH = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

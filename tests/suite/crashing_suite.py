@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 
-from suite import cli, collectives, distributed, runner
+from suite import cli, collectives, distributed, results, runner
 
 distributed.ENTRY = (os.path.abspath(__file__),)
 
@@ -26,7 +26,7 @@ def _strike_if_due(count: int) -> None:
     raise OSError(errno.ENOSPC, "No space left on device (injected)")
 
 
-_write = runner.RecordWriter.__call__
+_write = results.RecordWriter.__call__
 
 
 def _faulty_write(self, record):
@@ -61,7 +61,7 @@ def _wrong_call(lay, send, recv, rank):
 if os.environ.get("CRASH_HOW") == "wrong":
     collectives.make_call = _wrong_call
 else:
-    runner.RecordWriter.__call__ = _faulty_write
+    results.RecordWriter.__call__ = _faulty_write
     collectives._point = _faulty_point
 
 if __name__ == "__main__":

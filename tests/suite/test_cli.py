@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import interpreted_here
-from suite import cli
+from suite import cli, interpreter
 from suite.cli import main
 
 
@@ -97,7 +97,7 @@ def test_compare_picks_gpus_of_one_file(tmp_path, capsys):
         return {"workload": "stream-copy", "family": "streaming", "impl": "triton", "vendor": False,
                 "dtype": "fp32", "params": {"array_bytes": 1 << 31}, "case": "array_bytes=2147483648",
                 "label": "2048 MiB", "status": "ok", "flops": 0, "bytes": 1 << 32,
-                "time_s": {"p50": p50}, "timing": {"meaningful": True},
+                "time_s": {"p50": p50}, "timing": {"meaningful": True}, "verify": {"rel_err": 0.0, "tolerance": 1e-5},
                 "env": {"host": "h", "gpu": {"uuid": uuid, "index": index, "name": "NVIDIA H200",
                                               "l2_bytes": 60 << 20, "mem_bytes": 150_000_000_000}}}
     f = tmp_path / "x2.jsonl"
@@ -114,11 +114,11 @@ def test_compare_picks_gpus_of_one_file(tmp_path, capsys):
 @interpreted_here
 def test_interpreter_probe_passes_on_this_triton():
     # CI's Triton (the newest) runs the probe's computed-bound loop and sums right.
-    assert cli._interpreter_problem() is None
+    assert interpreter.interpreter_problem() is None
 
 
 def test_unusable_interpreter_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "_interpreter_problem", lambda: "Triton 3.6.0's interpreter cannot run a kernel loop")
+    monkeypatch.setattr(interpreter, "interpreter_problem", lambda: "Triton 3.6.0's interpreter cannot run a kernel loop")
     out = tmp_path / "r.jsonl"
     assert main(["sweep", "--interpret", "--only", "stream-copy", "--out", str(out), "--no-progress"]) == 2
     assert _err_line(capsys) == "error: Triton 3.6.0's interpreter cannot run a kernel loop"

@@ -10,6 +10,7 @@ def _rec(**kw):
     base = dict(workload="stream-copy", family="streaming", impl="triton", vendor=False, dtype="fp32",
                 params={"array_bytes": 1024}, case="array_bytes=1024", label="1 KiB", status="ok",
                 flops=100, bytes=2048, time_s={"p50": 1e-6}, timing={"meaningful": True},
+                verify={"rel_err": 0.0, "tolerance": 1e-5, "max_excess": 0.0, "finite": True},
                 env={"gpu": {"uuid": "GPU-1"}})
     base.update(kw)
     return Record(**base)
@@ -39,6 +40,21 @@ def test_meaningful_excludes_interpreter_and_failures():
     assert not _rec(timing={"meaningful": False}).meaningful
     assert not _rec(status="failed").meaningful
     assert not _rec(time_s=None).meaningful
+
+
+@pytest.mark.parametrize("verify, problem", [
+    (None, "no verification recorded"),
+    ({"rel_err": 2e-5, "tolerance": 1e-5}, "does not pass tolerance"),
+    ({"rel_err": float("nan"), "tolerance": 1e-5}, "does not pass tolerance"),
+    ({"rel_err": 0.0, "tolerance": 1e-5, "max_excess": 1.5}, "exceeds its tolerance"),
+    ({"rel_err": 0.0, "tolerance": 1e-5, "finite": False}, "NaN or inf"),
+])
+def test_verification_is_rechecked_on_read(verify, problem, tmp_path):
+    # A record marked ok whose own verification fields fail is no result, whatever its status says.
+    f = tmp_path / "r.jsonl"
+    f.write_text(dump(_rec(verify=verify)) + "\n")
+    back = load(f)[0]
+    assert back.status == "ok" and not back.meaningful and problem in back.verify_problem
 
 
 def test_resume_key_includes_the_gpu():

@@ -7,7 +7,8 @@ import torch
 from analysis.records import load
 from conftest import interpreted_here
 from suite import runner, timing
-from suite.registry import Impl, Skip, Workload, all_workloads, case_id
+from suite.registry import Impl, Skip, Workload, case_id
+from suite.workloads import all_workloads
 
 
 @pytest.fixture
