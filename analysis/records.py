@@ -63,7 +63,8 @@ class Record:
     status: str  # ok | failed | skipped
     reason: str = ""
     view: str = ""  # how the report tables the workload's records (analysis.views)
-    roof: str = ""  # "memory" / "compute": the record can set that ceiling; "": placed under the roofs
+    roof: str = ""  # "memory" / "compute": the record can set that ceiling; "traced": it traces a roofline
+    #                 of its own (the intensity sweep); "": placed under the roofs
     role: str = "fused"  # "fused", or "naive": intermediates go through memory
     backend: str = ""  # what runs it: "triton", or the vendor library (cuBLAS, cuDNN, ...)
     launches: int | None = None  # kernel launches of one call, where declared
@@ -77,6 +78,8 @@ class Record:
     telemetry: dict | None = None  # NVML readings during the measurement window
     energy: dict | None = None  # joules per call and mean watts from NVML's energy counter, where measured
     wall: dict | None = None  # where the case's wall time went
+    sustain: dict | None = None  # a `sustain` run: its time series and burst/steady summary
+    counters: dict | None = None  # a `counters` run: hardware counters beside the model's counts
     env: dict = field(default_factory=dict)  # GPU, driver, versions, host, run id, rank
     run_id: str = ""
     timestamp: str = ""

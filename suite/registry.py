@@ -34,7 +34,7 @@ class Skip(Exception):
 
 
 ROLES = ("fused", "naive")
-ROOFS = ("", "memory", "compute")
+ROOFS = ("", "memory", "compute", "traced")
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,9 @@ class Workload:
     # name when empty.
     view: str = ""
     # "memory" or "compute": the workload's records set that measured ceiling (streaming sets
-    # the memory roofs, GEMMs the compute roofs); "": its cases are placed under the roofs.
+    # the memory roofs, GEMMs the compute roofs); "traced": its records trace a roofline of their
+    # own (the intensity sweep) and are neither ceilings nor placed; "": its cases are placed
+    # under the roofs.
     roof: str = ""
 
     @property
