@@ -28,7 +28,7 @@ from analysis.records import Record, gpu_key
 from suite import timing, verify
 from suite.results import RecordWriter, recorded_keys
 from suite.dtypes import DTYPES, unsupported_reason
-from suite.registry import Skip, Workload, case_id
+from suite.registry import Impl, Skip, Workload, case_id
 from suite.telemetry import Sampler
 
 MAX_INPUT_SETS = 64
@@ -144,43 +144,68 @@ def _output_nbytes(out) -> int:
     return out.numel() * out.element_size() if isinstance(out, torch.Tensor) else 0
 
 
-def run_task(task: Task, ctx: Context, write: Callable[[Record], None], done: set[tuple] = frozenset()) -> None:
-    """Verify and time every implementation of one (workload, case, dtype); write their records."""
+@dataclass
+class Verified:
+    """An implementation whose output passed verification, ready to be timed."""
+    impl: Impl
+    fn: Callable[[], object]  # one call; rotates over the input sets
+    check: dict  # the record's `verify` field
+    config: dict | None  # the kernel configuration it ran with
+    setup_s: float  # preparing it and its first calls (tuning and compiles)
+    verify_s: float  # the verified call and the comparison
+
+
+@dataclass
+class Prepared:
+    """One (workload, case, dtype): its input sets, the implementations that passed verification,
+    and those that did not (with the status, reason and fields of their record)."""
+    task: Task
+    sets: list
+    verified: dict  # impl name -> Verified
+    rejected: list  # (impl, status, reason, fields)
+
+    def release(self) -> None:
+        self.sets, self.verified = [], {}
+
+
+def make_record(task: Task, ctx: Context, impl: Impl, status: str, reason: str = "", **fields) -> Record:
+    """The record of one implementation of `task`: the declaration's facts, the run's conditions
+    and `fields` (time_s, timing, verify, config, telemetry, energy, wall, ...)."""
     w, params, dtype = task.workload, task.params, task.dtype
-    impls = [i for i in w.impls_for(dtype) if (w.name, task.case, dtype, i.name, ctx.gpu_key) not in done]
-    if not impls:
-        return
-    base = dict(workload=w.name, family=w.family, view=w.view_name, roof=w.roof, dtype=dtype, params=params,
-                case=task.case,
-                label=w.case_label(params), flops=int(w.flops(params, dtype)), bytes=int(w.bytes(params, dtype)),
-                env=ctx.env, run_id=ctx.run_id, suite_version=ctx.env.get("suite_version", ""))
+    moved = w.moved_bytes(params, dtype, impl.name) if w.moved_bytes else None
+    return Record(workload=w.name, family=w.family, view=w.view_name, roof=w.roof, dtype=dtype, params=params,
+                  case=task.case, label=w.case_label(params), flops=int(w.flops(params, dtype)),
+                  bytes=int(w.bytes(params, dtype)), env=ctx.env, run_id=ctx.run_id,
+                  suite_version=ctx.env.get("suite_version", ""), impl=impl.name, vendor=impl.vendor,
+                  role=impl.role, backend=impl.backend, launches=impl.launches_for(params, dtype), status=status,
+                  reason=reason, moved_bytes=moved, timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(),
+                  **fields)
 
-    def emit(impl, status, reason="", **fields):
-        moved = w.moved_bytes(params, dtype, impl.name) if w.moved_bytes else None
-        write(Record(**base, impl=impl.name, vendor=impl.vendor, role=impl.role, backend=impl.backend,
-                     launches=impl.launches_for(params, dtype), status=status, reason=reason, moved_bytes=moved,
-                     timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(), **fields))
 
+def prepare_case(task: Task, ctx: Context, impls: list[Impl] | None = None) -> Prepared:
+    """Build the inputs of `task` and verify each implementation (all of the workload's for the
+    dtype, or `impls`); never raises for a case's own failure, which lands in `rejected`."""
+    w, params, dtype = task.workload, task.params, task.dtype
+    impls = list(w.impls_for(dtype) if impls is None else impls)
+    prepared = Prepared(task, [], {}, [])
     reason = unsupported_reason(dtype, ctx.capability) or (w.skip(params, dtype, ctx.device) if w.skip else None)
     if reason:
-        for impl in impls:
-            emit(impl, "skipped", reason)
-        return
-
+        prepared.rejected = [(impl, "skipped", reason, {}) for impl in impls]
+        return prepared
     try:
         sets = _input_sets(task, ctx)
     except Exception as e:
-        for impl in impls:
-            emit(impl, "failed", "building inputs: " + describe_error(e))
+        prepared.rejected = [(impl, "failed", "building inputs: " + describe_error(e), {}) for impl in impls]
         _free_memory(ctx.device)
-        return
+        return prepared
+    prepared.sets = sets
 
     tolerance = w.tolerance.get(dtype, DTYPES[dtype].tolerance)
     ref = None
     out_nbytes = 0
-    verified: dict[str, tuple] = {}
     for impl in impls:
         try:
+            t0 = time.perf_counter()
             fns = [impl.prepare(s) for s in sets]
             verify.poison(sets[0])
             # An implementation that allocates its output could be handed the
@@ -189,6 +214,7 @@ def run_task(task: Task, ctx: Context, write: Callable[[Record], None], done: se
             out = fns[0]()
             if ctx.device.startswith("cuda"):
                 torch.cuda.synchronize()
+            t1 = time.perf_counter()
             if ref is None:
                 ref = w.reference(sets[0], params, dtype)
             err = verify.rel_error(w.check_view(out, params) if w.check_view else out, ref)
@@ -197,35 +223,60 @@ def run_task(task: Task, ctx: Context, write: Callable[[Record], None], done: se
             config = impl.config(sets[0]) if impl.config else None
             check = {"rel_err": err, "tolerance": tolerance}
             if not err <= tolerance:
-                emit(impl, "failed", f"verification failed: rel_err {err:.3g} > tolerance {tolerance:.3g}",
-                     verify=check, config=config)
+                prepared.rejected.append((impl, "failed", f"verification failed: rel_err {err:.3g} > tolerance "
+                                          f"{tolerance:.3g}", {"verify": check, "config": config}))
                 continue
-            verified[impl.name] = (impl, _rotating(fns), check, config)
+            prepared.verified[impl.name] = Verified(impl, _rotating(fns), check, config, t1 - t0,
+                                                    time.perf_counter() - t1)
         except Skip as e:
-            emit(impl, "skipped", str(e))
+            prepared.rejected.append((impl, "skipped", str(e), {}))
         except Exception as e:
-            emit(impl, "failed", describe_error(e))
+            prepared.rejected.append((impl, "failed", describe_error(e), {}))
             _free_memory(ctx.device)
     del ref
+    return prepared
 
-    if verified:
-        for name, result in _time(verified, ctx, len(sets)).items():
-            impl, _, check, config = verified[name]
+
+def run_task(task: Task, ctx: Context, write: Callable[[Record], None], done: set[tuple] = frozenset()) -> None:
+    """Verify and time every implementation of one (workload, case, dtype); write their records."""
+    w = task.workload
+    impls = [i for i in w.impls_for(task.dtype) if (w.name, task.case, task.dtype, i.name, ctx.gpu_key) not in done]
+    if not impls:
+        return
+    started = time.perf_counter()
+    prepared = prepare_case(task, ctx, impls)
+    records = [make_record(task, ctx, impl, status, reason, **fields)
+               for impl, status, reason, fields in prepared.rejected]
+    if prepared.verified:
+        t0 = time.perf_counter()
+        results = _time({name: v.fn for name, v in prepared.verified.items()}, ctx, len(prepared.sets))
+        timing_s = time.perf_counter() - t0
+        for name, result in results.items():
+            v = prepared.verified[name]
+            wall = {"setup_s": v.setup_s, "verify_s": v.verify_s, "timing_s": timing_s}
             if isinstance(result, BaseException):
-                emit(impl, "failed", "timing: " + describe_error(result), verify=check, config=config)
+                records.append(make_record(task, ctx, v.impl, "failed", "timing: " + describe_error(result),
+                                           verify=v.check, config=v.config, wall=wall))
             else:
                 t, telemetry = result
                 # input_sets > 1: the data rotated past L2, so the figure is a DRAM one.
-                emit(impl, "ok", time_s=timing.summarize(t.samples), timing={**t.describe(), "input_sets": len(sets)},
-                     verify=check, config=config, telemetry=telemetry)
-    del sets, verified
+                records.append(make_record(task, ctx, v.impl, "ok", time_s=timing.summarize(t.samples),
+                                           timing={**t.describe(), "input_sets": len(prepared.sets)},
+                                           verify=v.check, config=v.config, telemetry=telemetry, wall=wall))
+    n_sets = len(prepared.sets)
+    prepared.release()
     _free_memory(ctx.device)
+    case_s = time.perf_counter() - started
+    for r in records:
+        r.wall = {**(r.wall or {}), "case_s": case_s}
+        if n_sets and r.timing is not None:
+            r.timing.setdefault("input_sets", n_sets)
+        write(r)
 
 
-def _time(verified: dict[str, tuple], ctx: Context, n_sets: int) -> dict[str, object]:
+def _time(fns: dict[str, Callable[[], object]], ctx: Context, n_sets: int) -> dict[str, object]:
     """Time the verified implementations together (alternating); if that fails,
     each alone, so a failure is pinned on the implementation that caused it."""
-    fns = {name: v[1] for name, v in verified.items()}
     if ctx.interpret:
         return {n: (t, None) for n, t in timing.time_on_cpu(fns).items()}
     try:
