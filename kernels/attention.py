@@ -57,7 +57,7 @@ import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 from kernels.device import cuda_properties
-from kernels.tuning import interleaved_times_ms
+from kernels.tuning import interleaved_times_ms, remembered
 
 LOG2E = 1.4426950408889634
 HEAD_DIMS = (16, 32, 64, 128)
@@ -501,12 +501,8 @@ def _launch_flash(q, k, v, out, causal: bool, scale: float, cfg: FlashConfig, he
                             num_warps=cfg.num_warps, num_stages=cfg.num_stages)
 
 
-# (device, dtype, shape, causal) -> (chosen config, tuning report)
-_TUNED: dict[tuple, tuple[FlashConfig, dict]] = {}
-
-
 def _tuning_key(q, causal: bool) -> tuple:
-    return (str(q.device), q.dtype, tuple(q.shape), bool(causal))
+    return (str(q.dtype), tuple(q.shape), bool(causal))
 
 
 def _tune(q, k, v, out, causal: bool, scale: float, candidates: list[FlashConfig]) -> tuple[FlashConfig, dict]:
@@ -544,17 +540,33 @@ def _tune(q, k, v, out, causal: bool, scale: float, candidates: list[FlashConfig
     return best, {"tuning_ms": timings, "rejected": rejected}
 
 
+_SELECTED: dict[tuple, dict] = {}  # (device, tuning key) -> the choice, as recorded
+
+
 def _select(q, k, v, out, causal: bool, scale: float) -> FlashConfig:
     key = _tuning_key(q, causal)
-    if key in _TUNED:
-        return _TUNED[key][0]
+    known = _SELECTED.get((str(q.device), key))
+    if known is not None and known.get("final", True):
+        return known["_config"]
     candidates = flash_candidates(q.shape[-1], capability_of(q))
-    if len(candidates) == 1:
-        return candidates[0]
-    if torch.cuda.is_current_stream_capturing():
-        return candidates[0]  # timing needs synchronization; tune on the next eager call
-    _TUNED[key] = _tune(q, k, v, out, causal, scale, candidates)
-    return _TUNED[key][0]
+    capturing = q.is_cuda and torch.cuda.is_current_stream_capturing()
+    if len(candidates) == 1 or capturing:
+        # Nothing to choose, or timing would need a synchronization: the baseline (the next
+        # eager call tunes).
+        choice = {**candidates[0].as_dict(), "tuning": "fixed"}
+    else:
+        def tune() -> dict:
+            best, report = _tune(q, k, v, out, causal, scale, candidates)
+            return {"config": asdict(best), **report}
+
+        value, source = remembered("flash_attention", key, tune, __file__)
+        cfg = FlashConfig(**value["config"])
+        choice = {**cfg.as_dict(), **{k: v for k, v in value.items() if k != "config"}, "tuning": source,
+                  "tuned_at": {"shape": list(q.shape), "dtype": str(q.dtype), "causal": bool(causal)}}
+    cfg = FlashConfig(**{f: choice[f] for f in FlashConfig.__dataclass_fields__})
+    # A choice made while capturing is provisional: the next eager call tunes.
+    _SELECTED[(str(q.device), key)] = {**choice, "_config": cfg, "final": not (capturing and len(candidates) > 1)}
+    return cfg
 
 
 def flash_attention(q, k, v, causal: bool = False, out=None, scale: float | None = None,
@@ -562,8 +574,9 @@ def flash_attention(q, k, v, causal: bool = False, out=None, scale: float | None
     """Fused attention forward; returns `out` ([B, H, S, D], q's dtype).
 
     Without `config`, the first call for a (device, dtype, shape, causal)
-    tunes over `flash_candidates` (see `flash_attention_config`); later calls
-    reuse the choice and are graph-capturable.
+    tunes over `flash_candidates` (or takes the tuning store's choice; see
+    `flash_attention_config`); later calls reuse the choice and are
+    graph-capturable.
     """
     _check_qkv(q, k, v, out)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
@@ -574,13 +587,10 @@ def flash_attention(q, k, v, causal: bool = False, out=None, scale: float | None
 
 
 def flash_attention_config(q, causal: bool) -> dict:
-    """The configuration `flash_attention` uses for inputs like q (after its first call).
-
-    With tuning: the chosen config plus each candidate's median time (ms)
-    and the candidates dropped, with their reasons.
-    """
-    key = _tuning_key(q, causal)
-    if key in _TUNED:
-        cfg, report = _TUNED[key]
-        return {**cfg.as_dict(), **report}
-    return flash_candidates(q.shape[-1], capability_of(q))[0].as_dict()
+    """The configuration `flash_attention` uses for inputs like q (after its first call): the chosen
+    config, whether it was tuned in this process or taken from the tuning store, and when tuned
+    here each candidate's median time (ms) and the candidates dropped, with their reasons."""
+    chosen = _SELECTED.get((str(q.device), _tuning_key(q, causal)))
+    if chosen is not None:
+        return {k: v for k, v in chosen.items() if k not in ("_config", "final")}
+    return {**flash_candidates(q.shape[-1], capability_of(q))[0].as_dict(), "tuning": "fixed"}

@@ -64,6 +64,7 @@ import triton.language as tl
 
 from kernels import streaming
 from kernels.device import cuda_properties
+from kernels.tuning import chosen, device_time_ms, launch_autotuned, record_choice
 
 LOG2E = 1.4426950408889634
 
@@ -125,6 +126,8 @@ def split_configs(group: int, configs=SPLIT_CONFIGS) -> list[triton.Config]:
 
 def _prune(configs, named_args, **kwargs):
     return split_configs(kwargs["GROUP"] if "GROUP" in kwargs else named_args["GROUP"], configs)
+
+
 
 
 @triton.jit
@@ -191,13 +194,12 @@ def _chunk_rows(q_ptr, k_base, v_base, start, end, qk_scale,
     return out[None, :], lse
 
 
-@triton.autotune(configs=SPLIT_CONFIGS, key=["GROUP", "HEAD_DIM", "split_len"],
-                 prune_configs_by={"early_config_prune": _prune})
 @triton.jit
 def _split_kernel(q_ptr, k_ptr, v_ptr, len_ptr, out_ptr, part_o_ptr, part_lse_ptr,
-                  qk_scale, stride_qb, stride_qh, capacity, split_len, num_splits,
+                  qk_scale, stride_qb, stride_qh, capacity, split_len, num_splits, batch_size,
                   GROUP: tl.constexpr, ROWS: tl.constexpr, HEAD_DIM: tl.constexpr,
                   DIRECT: tl.constexpr, BLOCK_N: tl.constexpr, USE_DOT: tl.constexpr):
+    # batch_size is only part of the tuning key (the batch is the grid's third axis).
     split = tl.program_id(0)
     kv_head = tl.program_id(1)
     batch = tl.program_id(2)
@@ -235,6 +237,13 @@ def _split_kernel(q_ptr, k_ptr, v_ptr, len_ptr, out_ptr, part_o_ptr, part_lse_pt
         tl.store(part_lse_ptr + part, lse, mask=keep)
 
 
+# Tuned per exact problem: the group, head dim, split plan, batch and cache capacity (how many
+# programs run and how long each streams decide which tile keeps HBM busiest).
+_split_tuned = triton.autotune(configs=SPLIT_CONFIGS,
+                               key=["GROUP", "HEAD_DIM", "split_len", "num_splits", "batch_size", "capacity"],
+                               prune_configs_by={"early_config_prune": _prune}, do_bench=device_time_ms)(_split_kernel)
+
+
 @triton.jit
 def _merge_kernel(part_o_ptr, part_lse_ptr, len_ptr, out_ptr, q_heads, split_len, num_splits,
                   HEAD_DIM: tl.constexpr, SPLITS: tl.constexpr, BLOCK_D: tl.constexpr):
@@ -263,12 +272,9 @@ def num_sms(device: torch.device) -> int:
     return cuda_properties(device).multi_processor_count
 
 
-_last: dict = {}
-
-
-def last_config() -> dict:
+def last_config() -> dict | None:
     """Split plan and kernel configuration of the latest `decode_attention` call (for records)."""
-    return dict(_last)
+    return chosen("decode_attention")
 
 
 def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, lengths: torch.Tensor, *,
@@ -312,14 +318,15 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
         num_splits = triton.cdiv(max_len, split_len)
     scale = (1.0 / math.sqrt(head_dim) if sm_scale is None else sm_scale) * LOG2E
     if num_splits == 1:
-        config = split_pass(q, k_cache, v_cache, lengths, scale, split_len, 1, out=out, config=config)
+        config, source = split_pass(q, k_cache, v_cache, lengths, scale, split_len, 1, out=out, config=config)
     else:
-        part_o, part_lse, config = split_pass(q, k_cache, v_cache, lengths, scale, split_len, num_splits,
-                                              config=config)
+        part_o, part_lse, (config, source) = split_pass(q, k_cache, v_cache, lengths, scale, split_len,
+                                                        num_splits, config=config)
         merge_pass(part_o, part_lse, lengths, split_len, out)
-    _last.clear()
-    _last.update(num_splits=num_splits, split_len=split_len, **config.kwargs,
-                 num_warps=config.num_warps, num_stages=config.num_stages)
+    record_choice("decode_attention", (batch, q_heads, kv_heads, head_dim, capacity, max_len, str(q.dtype)),
+                  {"num_splits": num_splits, "split_len": split_len, **config.kwargs, "num_warps": config.num_warps,
+                   "num_stages": config.num_stages, "tuning": source,
+                   "tuned_at": {"batch": batch, "capacity": capacity, "max_len": max_len, "dtype": str(q.dtype)}})
     return out
 
 
@@ -327,32 +334,46 @@ def split_pass(q, k_cache, v_cache, lengths, qk_scale: float, split_len: int, nu
                out=None, config=None):
     """First kernel alone (arguments checked by `decode_attention`; qk_scale includes log2 e).
 
-    With `out` (num_splits 1): the output is written there; returns the config used.
-    Without: returns (part_o [B,Hq,splits,D], part_lse [B,Hq,splits], config), the
-    fp32 chunk outputs and base-2 log-sum-exps that `merge_pass` combines.
+    With `out` (num_splits 1): the output is written there; returns (config used, its tuning
+    source: "tuned", "cache" or "fixed"). Without: returns (part_o [B,Hq,splits,D],
+    part_lse [B,Hq,splits], (config, source)), the fp32 chunk outputs and base-2 log-sum-exps
+    that `merge_pass` combines (kept between calls of one shape: no allocation per call).
     """
     batch, q_heads, head_dim = q.shape
     kv_heads, capacity = k_cache.shape[1], k_cache.shape[2]
     group = q_heads // kv_heads
     if out is None:
-        part_o = torch.empty((batch, q_heads, num_splits, head_dim), device=q.device, dtype=torch.float32)
-        part_lse = torch.empty((batch, q_heads, num_splits), device=q.device, dtype=torch.float32)
+        part_o, part_lse = _partials(q.device, batch, q_heads, num_splits, head_dim)
     else:
         part_o = part_lse = out  # unused by the kernel when it writes out directly
     if config is None and q.device.type != "cuda":
         config = split_configs(group)[0]  # the interpreter cannot time configurations
     grid = (num_splits, kv_heads, batch)
     args = (q, k_cache, v_cache, lengths, part_o if out is None else out, part_o, part_lse, qk_scale,
-            q.stride(0), q.stride(1), capacity, split_len, num_splits)
+            q.stride(0), q.stride(1), capacity, split_len, num_splits, batch)
     meta = dict(GROUP=group, ROWS=max(16, triton.next_power_of_2(group)), HEAD_DIM=head_dim, DIRECT=out is not None)
     if config is None:
-        _split_kernel[grid](*args, **meta)
-        config = _split_kernel.best_config
+        run = launch_autotuned("decode_split", _split_tuned, grid, *args, **meta)
+        chosen_config = (run["config"], run["source"])
     else:
         if not (config.kwargs["USE_DOT"] or group == 1):
             raise ValueError("the dot-free split kernel handles one query head per KV head only")
-        _split_kernel.fn[grid](*args, **meta, **config.all_kwargs())
-    return config if out is not None else (part_o, part_lse, config)
+        _split_kernel[grid](*args, **meta, **config.all_kwargs())
+        chosen_config = (config, "fixed")
+    return chosen_config if out is not None else (part_o, part_lse, chosen_config)
+
+
+_PARTIALS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _partials(device, batch: int, q_heads: int, num_splits: int, head_dim: int):
+    """The fp32 chunk outputs and log-sum-exps of one shape, allocated once: a call's merge has
+    read them before the next call's split pass writes them (one stream)."""
+    key = (str(device), batch, q_heads, num_splits, head_dim)
+    if key not in _PARTIALS:
+        _PARTIALS[key] = (torch.empty((batch, q_heads, num_splits, head_dim), device=device, dtype=torch.float32),
+                          torch.empty((batch, q_heads, num_splits), device=device, dtype=torch.float32))
+    return _PARTIALS[key]
 
 
 def merge_pass(part_o, part_lse, lengths, split_len: int, out) -> None:

@@ -46,7 +46,7 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.ampere import async_copy
 
 from kernels.device import cuda_properties
-from kernels.tuning import device_time_ms
+from kernels.tuning import chosen, device_time_ms, launch_autotuned, record_choice, remembered
 
 
 class Unsupported(RuntimeError):
@@ -456,33 +456,37 @@ _INTERPRET_SMS = 8
 # Launchers
 # ----------------------------------------------------------------------------------------------
 
-_CHOSEN: dict[tuple, dict] = {}  # (op, M, N, K, dtype, precision) -> what the last launch ran
-
-
 def chosen_config(op: str, M: int, N: int, K: int, dtype: torch.dtype, precision: str | None = None) -> dict | None:
     """What the last launch of `op` ("matmul", "matmul_fp8", "linear") on this shape and input
-    dtype ran, as a JSON-ready dict: kernel, tile sizes, warps, stages, grid, and, when it was
-    tuned in this process, each candidate's autotuning time in ms. `precision` ("ieee"/"tf32")
-    matters only for float32 inputs."""
-    return _CHOSEN.get(_record_key(op, M, N, K, dtype, precision))
+    dtype ran, as a JSON-ready dict: kernel, tile sizes, warps, stages, grid, whether the
+    configuration was tuned in this process or taken from the tuning store, and, when it was
+    tuned here, each candidate's time in ms. `precision` ("ieee"/"tf32") matters only for float32
+    inputs."""
+    return chosen("gemm", _record_key(op, M, N, K, dtype, precision))
 
 
 def _record_key(op, M, N, K, dtype, precision):
-    return (op, M, N, K, dtype, precision if dtype == torch.float32 else None)
+    return (op, M, N, K, str(dtype), precision if dtype == torch.float32 else None)
 
 
-def _record(key, kernel_name, config, grid, tuner, timings_before, **extra):
+def _record(key, kernel_name, run, grid, **extra):
+    """Keep what a launch ran: `run` is kernels.tuning.launch_autotuned's answer (or a fixed
+    configuration's stand-in)."""
+    config = run["config"]
     entry = {"kernel": kernel_name, **config.kwargs, "num_warps": config.num_warps,
-             "num_stages": config.num_stages, "grid": list(grid), **extra}
-    if config.maxnreg:
+             "num_stages": config.num_stages, "grid": list(grid), "tuning": run["source"],
+             "tuned_at": {"M": key[1], "N": key[2], "K": key[3], "dtype": key[4]}, **extra}
+    if getattr(config, "maxnreg", None):
         entry["maxnreg"] = config.maxnreg
-    timings = getattr(tuner, "configs_timings", None)
-    if timings is not None and timings is not timings_before:  # this launch tuned
+    if run.get("timings"):
         # None marks a candidate that did not compile here (JSON has no infinity).
         entry["autotune_ms"] = {_config_label(c): (float(t[0]) if math.isfinite(t[0]) else None)
-                                for c, t in timings.items()}
-    # Fields of earlier launches on this key (their autotuning times, ...) stay unless replaced.
-    _CHOSEN[key] = {**_CHOSEN.get(key, {}), **entry}
+                                for c, t in run["timings"].items()}
+    record_choice("gemm", key, entry)
+
+
+def _fixed(config: triton.Config) -> dict:
+    return {"config": config, "source": "fixed", "timings": None}
 
 
 def _config_label(c: triton.Config) -> str:
@@ -546,14 +550,15 @@ def _launch_tma(key, a, b, out, precision, scale_a, scale_b):
         grids.append((min(num_sms, triton.cdiv(M, meta["BM"]) * triton.cdiv(N, meta["BN"])),))
         return grids[-1]
 
-    before = getattr(tuner, "configs_timings", None)
-    fixed = {} if on_gpu else _INTERPRET_TMA_CONFIG.all_kwargs()
-    (tuner or _gemm_tma_kernel)[grid](
-        a, b, out, scale_a if scale_a is not None else out, scale_b if scale_b is not None else out,
-        M, N, K, a.stride(0), b.stride(1) if kmajor else b.stride(0), out.stride(0),
-        B_KMAJOR=kmajor, PRECISION=precision, HAS_SCALES=scale_a is not None, NUM_SMS=num_sms, **fixed)
-    _record(key, "gemm_tma_persistent", tuner.best_config if on_gpu else _INTERPRET_TMA_CONFIG, grids[-1],
-            tuner, before, b_kmajor=kmajor)
+    args = (a, b, out, scale_a if scale_a is not None else out, scale_b if scale_b is not None else out,
+            M, N, K, a.stride(0), b.stride(1) if kmajor else b.stride(0), out.stride(0))
+    meta = dict(B_KMAJOR=kmajor, PRECISION=precision, HAS_SCALES=scale_a is not None, NUM_SMS=num_sms)
+    if on_gpu:
+        run = launch_autotuned("gemm_tma", tuner, grid, *args, **meta)
+    else:
+        _gemm_tma_kernel[grid](*args, **meta, **_INTERPRET_TMA_CONFIG.all_kwargs())
+        run = _fixed(_INTERPRET_TMA_CONFIG)
+    _record(key, "gemm_tma_persistent", run, grids[-1], b_kmajor=kmajor)
     return out
 
 
@@ -568,14 +573,15 @@ def _launch_pointer(key, a, b, out, precision, scale_a, scale_b, fma: bool):
         grids.append((triton.cdiv(M, meta["BM"]) * triton.cdiv(N, meta["BN"]),))
         return grids[-1]
 
-    before = getattr(tuner, "configs_timings", None)
-    fixed = {} if on_gpu else _INTERPRET_CONFIG.all_kwargs()
-    (tuner or _gemm_kernel)[grid](
-        a, b, out, scale_a if scale_a is not None else out, scale_b if scale_b is not None else out,
-        M, N, K, a.stride(0), a.stride(1), b.stride(0), b.stride(1), out.stride(0), out.stride(1),
-        PRECISION=precision, HAS_SCALES=scale_a is not None, **fixed)
-    _record(key, "gemm_fma" if fma else "gemm_pointer", tuner.best_config if on_gpu else _INTERPRET_CONFIG,
-            grids[-1], tuner, before)
+    args = (a, b, out, scale_a if scale_a is not None else out, scale_b if scale_b is not None else out,
+            M, N, K, a.stride(0), a.stride(1), b.stride(0), b.stride(1), out.stride(0), out.stride(1))
+    meta = dict(PRECISION=precision, HAS_SCALES=scale_a is not None)
+    if on_gpu:
+        run = launch_autotuned("gemm_fma" if fma else "gemm_pointer", tuner, grid, *args, **meta)
+    else:
+        _gemm_kernel[grid](*args, **meta, **_INTERPRET_CONFIG.all_kwargs())
+        run = _fixed(_INTERPRET_CONFIG)
+    _record(key, "gemm_fma" if fma else "gemm_pointer", run, grids[-1])
     return out
 
 
@@ -598,10 +604,9 @@ def _launch_sgemm(key, a, b, out):
         grids.append((triton.cdiv(M, meta["BM"]) * triton.cdiv(N, meta["BN"]),))
         return grids[-1]
 
-    before = getattr(_sgemm_tuned, "configs_timings", None)
-    _sgemm_tuned[grid](at, b, out, M, N, K, at.stride(0), b.stride(0), out.stride(0))
-    _record(key, "sgemm_gluon", _sgemm_tuned.best_config, grids[-1], _sgemm_tuned, before,
-            a_transposed_first=True)
+    run = launch_autotuned("sgemm", _sgemm_tuned, grid, at, b, out, M, N, K, at.stride(0), b.stride(0),
+                           out.stride(0))
+    _record(key, "sgemm_gluon", run, grids[-1], a_transposed_first=True)
     return out
 
 
@@ -615,35 +620,32 @@ def _transposed(t: torch.Tensor) -> torch.Tensor:
     return dst
 
 
-_TF32_TRANSPOSE_FIRST: dict[tuple, bool] = {}  # (M, N, K, device) -> faster to transpose B first
-
-
 def _launch_tma_tf32_rowmajor_b(key, a, b, out):
     """tf32 MMA reads B only K-major. A row-major B is either transposed tile by tile inside the
     GEMM (a register round trip per K step, two pipeline stages for B, no warp specialization)
     or once up front (2*K*N*4 more bytes of traffic, then the K-major kernel at full depth).
-    The first call on a shape times both and keeps the faster."""
+    The first call on a shape times both and keeps the faster (a choice the tuning store keeps)."""
     def direct():
         return _launch_tma(key, a, b, out, "tf32", None, None)
 
     def transpose_first():
         return _launch_tma(key, a, _transposed(b).t(), out, "tf32", None, None)
 
-    shape = (*key[1:4], a.device)
-    if shape not in _TF32_TRANSPOSE_FIRST:
-        if a.is_cuda:
-            tuning = {}
-            for name, launch in (("direct", direct), ("transpose_first", transpose_first)):
-                launch()  # tunes this variant
-                tuning[name] = _CHOSEN[key].pop("autotune_ms", None)
-            ms = {"direct": device_time_ms(direct), "transpose_first": device_time_ms(transpose_first)}
-            _TF32_TRANSPOSE_FIRST[shape] = ms["transpose_first"] < ms["direct"]
-            _CHOSEN[key].update(b_layout_ms=ms, autotune_ms=tuning)
-        else:
-            _TF32_TRANSPOSE_FIRST[shape] = True
-    first = _TF32_TRANSPOSE_FIRST[shape]
+    def measure() -> dict:
+        if not a.is_cuda:
+            return {"transpose_first": True}
+        tuning = {}
+        for name, launch in (("direct", direct), ("transpose_first", transpose_first)):
+            launch()  # tunes this variant
+            tuning[name] = (chosen("gemm", key) or {}).get("autotune_ms")
+        ms = {"direct": device_time_ms(direct), "transpose_first": device_time_ms(transpose_first)}
+        return {"transpose_first": ms["transpose_first"] < ms["direct"], "b_layout_ms": ms, "autotune_ms": tuning}
+
+    choice, source = remembered("tf32_b_layout", key, measure, __file__)
+    first = choice["transpose_first"]
     (transpose_first if first else direct)()
-    _CHOSEN[key]["b_transposed_first"] = first
+    record_choice("gemm", key, {"b_transposed_first": first, "b_layout_tuning": source,
+                                **({k: choice[k] for k in ("b_layout_ms",) if k in choice})})
     return out
 
 
@@ -787,15 +789,16 @@ def _linear_skinny(x, w, out):
         grids.append((triton.cdiv(N, meta["BN"]), _skinny_splits(N, K, meta["BN"], meta["BK"], num_sms)))
         return grids[-1]
 
-    before = getattr(tuner, "configs_timings", None)
-    fixed = {} if on_gpu else {**_INTERPRET_SKINNY_CONFIG.all_kwargs(), "BM": bm}
-    (tuner or _skinny_kernel)[grid](x, w, out, partials, arrivals, M, N, K, x.stride(0), w.stride(0), out.stride(0),
-                                    **fixed)
-    config = tuner.best_config if on_gpu else triton.Config(
-        {**_INTERPRET_SKINNY_CONFIG.kwargs, "BM": bm}, num_warps=_INTERPRET_SKINNY_CONFIG.num_warps,
-        num_stages=_INTERPRET_SKINNY_CONFIG.num_stages)
-    _record(_record_key("linear", M, N, K, x.dtype, None), "skinny", config, grids[-1], tuner, before,
-            split_k=grids[-1][1])
+    args = (x, w, out, partials, arrivals, M, N, K, x.stride(0), w.stride(0), out.stride(0))
+    if tuner is not None:
+        run = launch_autotuned("skinny", tuner, grid, *args)
+    else:
+        fixed = triton.Config({**_INTERPRET_SKINNY_CONFIG.kwargs, "BM": bm},
+                              num_warps=_INTERPRET_SKINNY_CONFIG.num_warps,
+                              num_stages=_INTERPRET_SKINNY_CONFIG.num_stages)
+        _skinny_kernel[grid](*args, **fixed.all_kwargs())
+        run = _fixed(fixed)
+    _record(_record_key("linear", M, N, K, x.dtype, None), "skinny", run, grids[-1], split_k=grids[-1][1])
     return out
 
 

@@ -12,9 +12,12 @@ Traffic model (minimum bytes of one call, n elements of `esize` bytes):
     copy      1      1      0           out = a
     scale     1      1      n           out = s * a
     add       2      1      n           out = a + b
-    triad     2      1      2n          out = a + s * c
+    triad     2      1      2n          out = a + s * b
     read      1      0      n           out = sum(a)   (one fp32 scalar written)
     fill      0      1      0           out = s
+
+(`KERNELS` below is that table as data; the counts, the declarations and their
+descriptions all derive from it.)
 """
 from __future__ import annotations
 
@@ -22,46 +25,50 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.device import cuda_properties
-from kernels.tuning import device_time_ms
+from dataclasses import dataclass
 
-# (arrays read, arrays written, FLOPs per element): the one table the byte and
-# FLOP counts below are derived from.
-TRAFFIC = {
-    "copy": (1, 1, 0),
-    "scale": (1, 1, 1),
-    "add": (2, 1, 1),
-    "triad": (2, 1, 2),
-    "read": (1, 0, 1),
-    "fill": (0, 1, 0),
-}
-_OP_CODE = {"copy": 0, "scale": 1, "add": 2, "triad": 3, "fill": 4}
+from kernels.device import cuda_properties
+from kernels.tuning import chosen, device_time_ms, launch_autotuned, record_choice
+
+
+@dataclass(frozen=True)
+class StreamKernel:
+    """One row of the traffic table: what a kernel reads, writes and computes per element."""
+    name: str
+    reads: int  # arrays read
+    writes: int  # arrays written
+    flops: int  # FLOPs per element
+    formula: str
+    op: int | None  # the elementwise kernel's OP code; None for the sum
+
+
+KERNELS = {k.name: k for k in (
+    StreamKernel("copy", 1, 1, 0, "out = a", 0),
+    StreamKernel("scale", 1, 1, 1, "out = s*a", 1),
+    StreamKernel("add", 2, 1, 1, "out = a + b", 2),
+    StreamKernel("triad", 2, 1, 2, "out = a + s*b", 3),
+    StreamKernel("read", 1, 0, 1, "sum(a), read-only", None),
+    StreamKernel("fill", 0, 1, 0, "out = s, write-only", 4),
+)}
 
 
 def stream_bytes(kernel: str, n: int, esize: int) -> int:
-    reads, writes, _ = TRAFFIC[kernel]
+    k = KERNELS[kernel]
     extra = 4 if kernel == "read" else 0  # the fp32 result
-    return (reads + writes) * n * esize + extra
+    return (k.reads + k.writes) * n * esize + extra
 
 
 def stream_flops(kernel: str, n: int) -> int:
-    return TRAFFIC[kernel][2] * n
-
-
-def _block(esize: int, num_warps: int) -> int:
-    # Four 16-byte vectors per thread in flight: enough outstanding loads per
-    # SM to cover HBM latency without spilling registers.
-    return num_warps * 32 * 4 * (16 // esize)
+    return KERNELS[kernel].flops * n
 
 
 @triton.jit
-def _elementwise_kernel(a_ptr, b_ptr, out_ptr, s, n, size_class, OP: tl.constexpr, BLOCK: tl.constexpr,
+def _elementwise_kernel(a_ptr, b_ptr, out_ptr, s, n, OP: tl.constexpr, BLOCK: tl.constexpr,
                         PROGRAMS_PER_SM: tl.constexpr = 0):
-    # size_class is only an autotuning key (see _size_class), and
-    # PROGRAMS_PER_SM only sizes the grid (see `stream`). Each program
-    # walks blocks pid, pid + programs, ...: one block each when the grid
-    # covers the array, several when the grid is capped at a few programs per
-    # SM (a persistent grid; the autotuner chooses).
+    # PROGRAMS_PER_SM only sizes the grid (see `stream`). Each program walks
+    # blocks pid, pid + programs, ...: one block each when the grid covers
+    # the array, several when the grid is capped at a few programs per SM (a
+    # persistent grid; the autotuner chooses).
     n_blocks = tl.cdiv(n, BLOCK)
     # A 64-bit start makes the loop index 64-bit: arrays of 2^31 elements and
     # more are part of the sweep.
@@ -96,52 +103,45 @@ def _sum_kernel(a_ptr, out_ptr, n, BLOCK: tl.constexpr, CHUNKS: tl.constexpr):
 
 NUM_WARPS = 8
 SUM_CHUNKS = 8
+# The sum's block: four 16-byte vectors per thread in flight, enough outstanding
+# loads per SM to cover HBM latency without spilling registers.
+SUM_VECTORS = 4
 
 
 def _elementwise_configs():
-    # PROGRAMS_PER_SM 0: one program per block; otherwise a persistent grid.
-    # (Cache hints, evict-first loads and streaming stores, were candidates
-    # too: on the H200 they never won, so they are gone.)
-    return [triton.Config({"BLOCK": b, "PROGRAMS_PER_SM": p}, num_warps=w)
-            for b in (512, 1024, 2048, 4096, 8192, 16384, 32768) for w in (4, 8) for p in (0, 8)]
+    """One or two 16-byte accesses per thread and array (what torch's elementwise kernels issue,
+    and what holds HBM at its peak), 4 or 8 warps, one program per block or a persistent grid of 8
+    per SM. BLOCK is set per element size by the pruner."""
+    return [triton.Config({"VECTORS": v, "PROGRAMS_PER_SM": p}, num_warps=w)
+            for v in (1, 2) for w in (4, 8) for p in (0, 8)]
 
 
-def _vectors_per_thread(block: int, num_warps: int, esize: int) -> float:
-    return block * esize / (num_warps * 32 * 16)
+def _block(vectors: int, num_warps: int, esize: int) -> int:
+    return vectors * num_warps * 32 * (16 // esize)
 
 
-def _prune_elementwise(configs, named_args, **kwargs):
-    # Between 1 and 16 16-byte accesses per thread per array. One is what
-    # torch's elementwise kernels issue, and for copy and scale at 2 GiB on
-    # the H200 (one array read, one written) it matched torch where 4-16 per
-    # thread stayed at 0.95-0.97x (h200-followup.jsonl against
-    # h200-session3.jsonl, where the tuner picked one for both).
+def _with_block(configs, named_args, **kwargs):
+    # The candidates are written in 16-byte vectors per thread; the kernel takes elements.
     esize = named_args["out_ptr"].element_size()
-    return [c for c in configs if 1 <= _vectors_per_thread(c.kwargs["BLOCK"], c.num_warps, esize) <= 16]
+    return [triton.Config({"BLOCK": _block(c.kwargs["VECTORS"], c.num_warps, esize),
+                           "PROGRAMS_PER_SM": c.kwargs["PROGRAMS_PER_SM"]}, num_warps=c.num_warps)
+            for c in configs]
 
 
-# Tuned once per (kernel, dtype, size class) on the GPU it runs on: how many
-# bytes each thread should keep in flight differs between working sets that
-# live in L2 and those that stream from HBM, and between GPUs.
-_elementwise_tuned = triton.autotune(_elementwise_configs(), key=["size_class", "OP"],
-                                     prune_configs_by={"early_config_prune": _prune_elementwise},
-                                     # short per-candidate device timing; the sweep times the winner properly
+# Tuned per (kernel, exact size, dtype) on the GPU it runs on: how many bytes each thread should
+# keep in flight differs between working sets that live in L2 and those that stream from HBM.
+_elementwise_tuned = triton.autotune(_elementwise_configs(), key=["n", "OP"],
+                                     prune_configs_by={"early_config_prune": _with_block},
                                      do_bench=device_time_ms)(_elementwise_kernel)
 
 
-def _size_class(nbytes: int) -> int:
-    """Working sets a factor of 16 apart share a class (1-16 MiB, 16-256 MiB, ...)."""
-    return nbytes.bit_length() // 4
+def _choice_key(kernel: str, n: int, dtype: torch.dtype) -> tuple:
+    return (kernel, n, str(dtype))
 
 
-def config(kernel: str, esize: int, on_gpu: bool = True) -> dict:
-    """The launch configuration `stream` used last for this kernel (recorded with each measurement)."""
-    if kernel == "read":
-        return {"BLOCK": _block(esize, NUM_WARPS), "CHUNKS": SUM_CHUNKS, "num_warps": NUM_WARPS}
-    best = _elementwise_tuned.best_config if on_gpu else None
-    if best is None:  # the interpreter (or no launch yet): the fixed configuration
-        return {"BLOCK": _block(esize, NUM_WARPS), "PROGRAMS_PER_SM": 0, "num_warps": NUM_WARPS}
-    return {**best.kwargs, "num_warps": best.num_warps, "autotuned": True}
+def config(kernel: str, n: int, dtype: torch.dtype) -> dict | None:
+    """What `stream` ran for this kernel, size and dtype (recorded with each measurement)."""
+    return chosen("stream", _choice_key(kernel, n, dtype))
 
 
 def stream(kernel: str, a: torch.Tensor | None, b: torch.Tensor | None, out: torch.Tensor,
@@ -150,8 +150,8 @@ def stream(kernel: str, a: torch.Tensor | None, b: torch.Tensor | None, out: tor
 
     copy: out=a; scale: out=s*a; add: out=a+b; triad: out=a+s*b; read: out=sum(a); fill: out=s.
     """
-    if kernel not in TRAFFIC:
-        raise ValueError(f"unknown streaming kernel {kernel!r}; choose from {', '.join(TRAFFIC)}")
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown streaming kernel {kernel!r}; choose from {', '.join(KERNELS)}")
     for t in (a, b):
         if t is not None and (not t.is_contiguous() or t.device != out.device):
             raise ValueError("inputs must be contiguous and on the output's device")
@@ -159,10 +159,13 @@ def stream(kernel: str, a: torch.Tensor | None, b: torch.Tensor | None, out: tor
         if out.numel() != 1 or out.dtype != torch.float32:
             raise ValueError("read: out must be a 1-element float32 tensor")
         n = a.numel()
-        cfg = config(kernel, a.element_size())
+        block = _block(SUM_VECTORS, NUM_WARPS, a.element_size())
         out.zero_()
-        grid = (triton.cdiv(n, cfg["BLOCK"] * cfg["CHUNKS"]),)
-        _sum_kernel[grid](a, out, n, BLOCK=cfg["BLOCK"], CHUNKS=cfg["CHUNKS"], num_warps=cfg["num_warps"])
+        grid = (triton.cdiv(n, block * SUM_CHUNKS),)
+        _sum_kernel[grid](a, out, n, BLOCK=block, CHUNKS=SUM_CHUNKS, num_warps=NUM_WARPS)
+        record_choice("stream", _choice_key(kernel, n, a.dtype),
+                      {"kernel": "sum", "BLOCK": block, "CHUNKS": SUM_CHUNKS, "num_warps": NUM_WARPS,
+                       "grid": list(grid), "tuning": "fixed"})
         return out
     n = out.numel()
     if not out.is_contiguous():
@@ -170,10 +173,9 @@ def stream(kernel: str, a: torch.Tensor | None, b: torch.Tensor | None, out: tor
     for t in (a, b):
         if t is not None and t.numel() != n:
             raise ValueError(f"size mismatch: {t.numel()} vs out {n}")
-    reads, writes, _ = TRAFFIC[kernel]
-    size_class = _size_class((reads + writes) * n * out.element_size())
     # Unused pointer arguments get `out`, so the kernel signature stays one.
-    args = (a if a is not None else out, b if b is not None else out, out, s, n, size_class)
+    args = (a if a is not None else out, b if b is not None else out, out, s, n)
+    op = KERNELS[kernel].op
     if out.is_cuda:
         sms = cuda_properties(out.device).multi_processor_count
 
@@ -181,9 +183,18 @@ def stream(kernel: str, a: torch.Tensor | None, b: torch.Tensor | None, out: tor
             blocks = triton.cdiv(n, meta["BLOCK"])
             return (min(blocks, sms * meta["PROGRAMS_PER_SM"]) if meta["PROGRAMS_PER_SM"] else blocks,)
 
-        _elementwise_tuned[grid](*args, OP=_OP_CODE[kernel])
+        run = launch_autotuned("stream", _elementwise_tuned, grid, *args, OP=op)
+        c = run["config"]
+        entry = {"kernel": "elementwise", **c.kwargs, "num_warps": c.num_warps, "tuning": run["source"],
+                 "tuned_at": {"n": n, "dtype": str(out.dtype)}}
+        if run["timings"]:
+            entry["autotune_ms"] = {f"BLOCK{k.kwargs['BLOCK']} w{k.num_warps} p{k.kwargs['PROGRAMS_PER_SM']}":
+                                    float(t[0] if isinstance(t, (list, tuple)) else t)
+                                    for k, t in run["timings"].items()}
     else:  # Triton's interpreter: nothing to tune
-        cfg = config(kernel, out.element_size(), on_gpu=False)
-        _elementwise_kernel[(triton.cdiv(n, cfg["BLOCK"]),)](*args, OP=_OP_CODE[kernel], BLOCK=cfg["BLOCK"],
-                                                            num_warps=cfg["num_warps"])
+        block = _block(1, NUM_WARPS, out.element_size())
+        _elementwise_kernel[(triton.cdiv(n, block),)](*args, OP=op, BLOCK=block, num_warps=NUM_WARPS)
+        entry = {"kernel": "elementwise", "BLOCK": block, "PROGRAMS_PER_SM": 0, "num_warps": NUM_WARPS,
+                 "tuning": "fixed"}
+    record_choice("stream", _choice_key(kernel, n, out.dtype), entry)
     return out

@@ -1,22 +1,44 @@
-"""How tuning candidates are timed: by device time, from a CUDA-graph replay.
+"""Tuning: how candidates are timed, where the choices are kept, and what each launcher chose.
 
-Launching an autotuned Triton kernel from Python costs tens of microseconds of
-host time per call. `triton.testing.do_bench` times back-to-back launches, so on
-a problem that runs for a few microseconds it measures the launcher, every
-candidate looks alike, and the choice is noise: on the lent H200 each
-candidate of a 1024^3 bf16 GEMM timed 15-20 us by do_bench while the kernel
-ran 10.5 us (the sweep, which graph-times host-bound launchers, showed it).
-A graph replay of many calls measures the kernels alone. Where a call cannot be
-captured the plain timing is the fallback.
+Timing. Launching an autotuned Triton kernel from Python costs tens of
+microseconds of host time per call. `triton.testing.do_bench` times
+back-to-back launches, so on a problem that runs for a few microseconds it
+measures the launcher, every candidate looks alike, and the choice is noise. A
+CUDA-graph replay of many calls measures the kernels alone (`device_time_ms`);
+where a call cannot be captured the plain timing is the fallback.
+
+Keys. A choice is made for one exact problem (the tuner's key: sizes, dtypes,
+layout), so a configuration is only ever used at the size it was tuned at.
+
+The store. Choices are kept on disk per GPU model, SM count, driver, torch and
+triton version, and the source digest of the kernel's module (`configure`,
+called by whoever runs the launchers: the sweep does); a later process with the
+same identity takes them from there instead of tuning again, and says so: every
+choice records whether it was "tuned" in this process or came from the "cache".
+Without `configure`, choices live in this process only.
+
+Choices. Every launcher records what it ran under one key (`record_choice`), and
+one function answers for all of them (`chosen`).
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
+import json
+import os
 import statistics
+import tempfile
+import threading
+from pathlib import Path
 
 import triton
 
+# Short per-candidate timing: enough to rank candidates; the sweep times the winner properly.
+TUNING_REP_MS = 10
 
-def device_time_ms(fn, quantiles=None, rep: int = 25):
+
+def device_time_ms(fn, quantiles=None, rep: int = TUNING_REP_MS):
     """Median (or `quantiles`) of `fn`'s device time per call, in ms."""
     import torch
 
@@ -28,7 +50,7 @@ def device_time_ms(fn, quantiles=None, rep: int = 25):
         return triton.testing.do_bench(fn, warmup=5, rep=rep, quantiles=quantiles, return_mode="median")
 
 
-def interleaved_times_ms(fns: dict, rep: int = 25) -> dict:
+def interleaved_times_ms(fns: dict, rep: int = TUNING_REP_MS) -> dict:
     """Median device time (ms) of each candidate {name: ms}, the candidates timed in rotating order.
 
     Timed one after the other, a candidate's position matters: on long
@@ -36,14 +58,9 @@ def interleaved_times_ms(fns: dict, rep: int = 25) -> dict:
     the later ones run. There are as many rounds as candidates and each
     round starts one candidate later, so every candidate is timed once in
     every position and a drift that depends on the position cancels out of
-    the comparison.
-
-    It does not make a short tuning measurement a steady-state one: at B4
-    H32 S16384 causal bf16 attention on the H200 the split and the
-    warp-specialized kernels read within 3% of each other in tuning (17.6
-    against 18.1 ms timed in order, 17.8 against 17.8 rotated), while the
-    sweep's alternating measurement ran the warp-specialized one at 15.8 ms
-    and the split one at 17.0-17.1 (h200-followup.jsonl, h200-session3*.jsonl).
+    the comparison. It does not make a short tuning measurement a
+    steady-state one: candidates within a few percent of each other can
+    swap places under sustained load.
     """
     names = list(fns)
     times = {name: [] for name in names}
@@ -51,3 +68,152 @@ def interleaved_times_ms(fns: dict, rep: int = 25) -> dict:
         for name in names[r:] + names[:r]:
             times[name].append(device_time_ms(fns[name], rep=rep))
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+# ---------------------------------------------------------------- what each launcher chose
+
+_CHOICES: dict[tuple, dict] = {}  # (op, key) -> what the last launch of op with that key ran
+_LATEST: dict[str, dict] = {}  # op -> the latest entry
+
+
+def record_choice(op: str, key: tuple, entry: dict) -> None:
+    """Keep what a launch of `op` with `key` ran (kernel, configuration, grid, tuning source)."""
+    merged = {**_CHOICES.get((op, key), {}), **entry}
+    _CHOICES[(op, key)] = merged
+    _LATEST[op] = merged
+
+
+def chosen(op: str, key: tuple | None = None) -> dict | None:
+    """What the last launch of `op` with `key` ran; with no key, the latest launch of `op`."""
+    entry = _LATEST.get(op) if key is None else _CHOICES.get((op, key))
+    return dict(entry) if entry is not None else None
+
+
+# ---------------------------------------------------------------- the store
+
+class _Store:
+    """One JSON file of choices for one identity (GPU model, SMs, driver, torch, triton)."""
+
+    def __init__(self, directory: Path, identity: dict, retune: bool):
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+        self.path = Path(directory) / f"tuning-{digest}.json"
+        self.identity, self.retune = identity, retune
+        self._lock = threading.Lock()
+        self.entries = {} if retune else self._read()
+
+    def _read(self) -> dict:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}  # no file yet, or one cut short: tune again
+        return data.get("entries", {}) if data.get("identity") == self.identity else {}
+
+    def get(self, name: str) -> dict | None:
+        return self.entries.get(name)
+
+    def put(self, name: str, value: dict) -> None:
+        with self._lock:
+            self.entries = {**self._read(), **self.entries, name: value}
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Written whole and renamed: a reader never sees half a file.
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tuning-", suffix=".json")
+            with os.fdopen(fd, "w") as f:
+                json.dump({"identity": self.identity, "entries": self.entries}, f, indent=0, sort_keys=True)
+            os.replace(tmp, self.path)
+
+
+_store: _Store | None = None
+
+
+def configure(directory, identity: dict, retune: bool = False) -> None:
+    """Keep choices in `directory` for this identity (None: in this process only). With
+    `retune`, stored choices are ignored (and replaced by the new ones)."""
+    global _store
+    _store = _Store(Path(directory), identity, retune) if directory is not None else None
+
+
+def store_path() -> str | None:
+    return str(_store.path) if _store is not None else None
+
+
+@functools.lru_cache(maxsize=None)
+def _source_digest(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
+
+
+def _entry_name(tuner_name: str, module_file: str, key) -> str:
+    return f"{tuner_name}|{_source_digest(module_file)}|{key!r}"
+
+
+def _config_dict(c: triton.Config) -> dict:
+    return {"kwargs": dict(c.kwargs), "num_warps": c.num_warps, "num_stages": c.num_stages,
+            "num_ctas": getattr(c, "num_ctas", 1), "maxnreg": getattr(c, "maxnreg", None)}
+
+
+def _config_of(d: dict) -> triton.Config:
+    """A stored configuration back as a triton.Config. (A stored choice cannot outlive a change of
+    the candidates: they are in the module whose source digest names the entry.)"""
+    extra = {"maxnreg": d["maxnreg"]} if d.get("maxnreg") is not None else {}
+    return triton.Config(dict(d["kwargs"]), num_warps=d["num_warps"], num_stages=d["num_stages"],
+                         num_ctas=d.get("num_ctas", 1), **extra)
+
+
+def autotune_key(tuner, args: tuple, kwargs: dict) -> tuple:
+    """The key Triton's Autotuner files a choice under: the values of its key arguments, then the
+    dtype of every tensor argument (as Autotuner.run builds it)."""
+    named = {**dict(zip(tuner.arg_names, args)), **kwargs}
+    named = {k: v for k, v in named.items() if k in tuner.arg_names}
+    key = [named[k] for k in tuner.keys if k in named]
+    key += [str(v.dtype) for v in named.values() if hasattr(v, "dtype")]
+    return tuple(key)
+
+
+_SOURCES: dict[tuple, str] = {}  # (tuner name, key) -> "tuned" / "cache" / "single candidate"
+
+
+def launch_autotuned(name: str, tuner, grid, *args, **kwargs) -> dict:
+    """Launch `tuner` (a triton.autotune object) with its choice for this key taken from the store
+    when there is one, tuned (and stored) otherwise. Returns {"config", "source", "key",
+    "timings" (this call's per-candidate ms when it tuned, else None)}."""
+    key = autotune_key(tuner, args, kwargs)
+    module_file = inspect.getsourcefile(tuner.base_fn if hasattr(tuner, "base_fn") else tuner.fn)
+    entry = _entry_name(name, module_file, key)
+    if key not in tuner.cache and _store is not None:
+        stored = _store.get(entry)
+        if stored is not None:
+            tuner.cache[key] = _config_of(stored["config"])
+            _SOURCES[(name, key)] = "cache"
+    before = getattr(tuner, "configs_timings", None)
+    tuned_here = key not in tuner.cache
+    tuner[grid](*args, **kwargs)
+    timings = getattr(tuner, "configs_timings", None)
+    timings = timings if tuned_here and timings is not None and timings is not before else None
+    if tuned_here:
+        _SOURCES[(name, key)] = "tuned" if timings is not None else "single candidate"
+        if _store is not None and key in tuner.cache:
+            _store.put(entry, {"config": _config_dict(tuner.cache[key])})
+    return {"config": tuner.best_config, "source": _SOURCES.get((name, key), "tuned"), "key": key,
+            "timings": timings}
+
+
+def remembered(name: str, key: tuple, compute, module_file: str):
+    """A choice that is not a triton.autotune one (a JSON-able dict), for one exact key: from this
+    process, else the store, else `compute()` (then stored). Returns (value, source)."""
+    local = _REMEMBERED.get((name, key))
+    if local is not None:
+        return local
+    entry = _entry_name(name, module_file, key)
+    stored = _store.get(entry) if _store is not None else None
+    if stored is not None:
+        _REMEMBERED[(name, key)] = (stored["value"], "cache")
+        return stored["value"], "cache"
+    value = compute()
+    _REMEMBERED[(name, key)] = (value, "tuned")
+    if _store is not None:
+        _store.put(entry, {"value": value})
+    return value, "tuned"
+
+
+_REMEMBERED: dict[tuple, tuple] = {}
+

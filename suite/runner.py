@@ -84,6 +84,27 @@ class Context:
         return gpu_key(self.env)
 
 
+def configure_tuning(ctx: Context, retune: bool = False, directory: str | Path | None = None) -> str | None:
+    """Keep the kernels' tuning choices across runs, in the user's cache directory (or `directory`),
+    per GPU model, SM count, driver, CUDA, torch and triton; with `retune`, tune anew. Returns the
+    store's file, or None where nothing is tuned (the interpreter)."""
+    from kernels import tuning
+
+    if ctx.interpret:
+        tuning.configure(None, {})
+        return None
+    if directory is None:
+        import platformdirs
+
+        directory = Path(platformdirs.user_cache_dir("gpu-roofline-suite")) / "tuning"
+    gpu = ctx.env["gpu"]
+    identity = {"gpu": gpu.get("name"), "sm_count": gpu.get("sm_count"), "cc": gpu.get("cc"),
+                "driver": ctx.env.get("driver"), "cuda": ctx.env.get("cuda"), "torch": ctx.env.get("torch"),
+                "triton": ctx.env.get("triton")}
+    tuning.configure(directory, identity, retune)
+    return tuning.store_path()
+
+
 def settle(seconds: float, device: str) -> None:
     """Run large bf16 matrix products for `seconds` so clocks and power reach
     the steady state the sweep will run in (a cold GPU boosts higher for a while)."""
@@ -104,6 +125,11 @@ def describe_error(e: BaseException) -> str:
     text = str(e).strip()
     first = text.splitlines()[0] if text else ""
     return f"{type(e).__name__}: {first}"[:400]
+
+
+def _sync(ctx: Context) -> None:
+    if ctx.device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def _free_memory(device: str) -> None:
@@ -200,31 +226,35 @@ def prepare_case(task: Task, ctx: Context, impls: list[Impl] | None = None) -> P
         return prepared
     prepared.sets = sets
 
-    tolerance = w.tolerance.get(dtype, DTYPES[dtype].tolerance)
     ref = None
     out_nbytes = 0
     for impl in impls:
         try:
             t0 = time.perf_counter()
             fns = [impl.prepare(s) for s in sets]
+            # The first call tunes and compiles: an autotuner runs every candidate into the output,
+            # so it proves nothing about the configuration chosen. The verified call comes after,
+            # on freshly poisoned outputs.
+            first = fns[0]()
+            _sync(ctx)
+            out_nbytes = out_nbytes or _output_nbytes(first)
+            del first
             verify.poison(sets[0])
-            # An implementation that allocates its output could be handed the
-            # block that held the previous implementation's (correct) output.
+            # An implementation that allocates its output could be handed the block that held an
+            # earlier (correct) output: the free blocks are poisoned too.
             verify.poison_allocator(out_nbytes, ctx.device)
-            out = fns[0]()
-            if ctx.device.startswith("cuda"):
-                torch.cuda.synchronize()
             t1 = time.perf_counter()
+            out = fns[0]()
+            _sync(ctx)
             if ref is None:
-                ref = w.reference(sets[0], params, dtype)
-            err = verify.rel_error(w.check_view(out, params) if w.check_view else out, ref)
-            out_nbytes = out_nbytes or _output_nbytes(out)
+                ref = verify.as_expected(w.reference(sets[0], params, dtype))
+            check = verify.check_output(w, out, ref, params, dtype)
             del out
             config = impl.config(sets[0]) if impl.config else None
-            check = {"rel_err": err, "tolerance": tolerance}
-            if not err <= tolerance:
-                prepared.rejected.append((impl, "failed", f"verification failed: rel_err {err:.3g} > tolerance "
-                                          f"{tolerance:.3g}", {"verify": check, "config": config}))
+            why = verify.problem(check)
+            if why:
+                prepared.rejected.append((impl, "failed", f"verification failed: {why}",
+                                          {"verify": check, "config": config}))
                 continue
             prepared.verified[impl.name] = Verified(impl, _rotating(fns), check, config, t1 - t0,
                                                     time.perf_counter() - t1)
@@ -260,9 +290,12 @@ def run_task(task: Task, ctx: Context, write: Callable[[Record], None], done: se
             else:
                 t, telemetry = result
                 # input_sets > 1: the data rotated past L2, so the figure is a DRAM one.
-                records.append(make_record(task, ctx, v.impl, "ok", time_s=timing.summarize(t.samples),
-                                           timing={**t.describe(), "input_sets": len(prepared.sets)},
-                                           verify=v.check, config=v.config, telemetry=telemetry, wall=wall))
+                record = make_record(task, ctx, v.impl, "ok", time_s=timing.summarize(t.samples, t.round_p50),
+                                     timing={**t.describe(), "input_sets": len(prepared.sets)},
+                                     verify=v.check, config=v.config, telemetry=telemetry, wall=wall)
+                if t.launches is not None:  # counted in its captured graph: what the call really launches
+                    record.launches = round(t.launches)
+                records.append(record)
     n_sets = len(prepared.sets)
     prepared.release()
     _free_memory(ctx.device)

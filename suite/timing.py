@@ -1,13 +1,20 @@
 """Timing: closures in, raw samples out; statistics computed in one place.
 
-On a GPU, each implementation is warmed up, its per-call time estimated both
-as back-to-back launches and as a CUDA graph replay of `inner` calls, and the
-graph is used where it is clearly faster (launch gaps would otherwise dominate
-microsecond kernels or host-heavy launchers); otherwise `inner` plain launches.
+On a GPU, each implementation of a case is warmed up and its time per call
+estimated two ways: as back-to-back launches and as a CUDA graph replay of
+`inner` calls. The case then gets ONE method for all its implementations: graph
+replay where any of them gains more than `graph_gain` from it (launch gaps would
+otherwise dominate microsecond kernels or host-heavy launchers) and every one
+of them can be captured; plain launches otherwise. A ratio between two
+implementations is therefore always a ratio of two measurements of one method.
+Both estimates are kept for every implementation (the overhead share of a call
+is 1 - graph / eager).
+
 Each sample is one replay or loop between two device events, divided by
-`inner`; both estimates are recorded. The implementations of a case are timed in
-alternating rounds (A B C, B C A, ...) so a GPU drifting towards its power cap
-or heating up affects all of them alike; each keeps its own measurement window.
+`inner`. The implementations are timed in alternating rounds (A B C, B C A, ...)
+so a GPU drifting towards its power cap or heating up affects all of them
+alike; each round's median is kept, and the rounds give every ratio its
+interval (analysis.versus).
 """
 from __future__ import annotations
 
@@ -17,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+
+GRAPH, EAGER, INTERPRETER = "cuda-graph", "cuda-events", "interpreter-wallclock"
 
 
 @dataclass
@@ -28,50 +37,81 @@ class Timing:
     intervals: list[tuple[float, float]] = field(default_factory=list)  # host time of each chunk
     meaningful: bool = True
     note: str = ""
-    estimates: dict = field(default_factory=dict)  # per-call eager and graph estimates that chose the method
+    estimates: dict = field(default_factory=dict)  # this implementation's eager and graph estimates per call
+    round_samples: list[int] = field(default_factory=list)  # samples taken in each round, in order
+    method_reason: str = ""  # why the case was timed by `method`
+    launches: float | None = None  # kernel and copy nodes per call in its captured graph
 
     @property
     def window(self) -> tuple[float, float]:
         return (self.intervals[0][0], self.intervals[-1][1]) if self.intervals else (0.0, 0.0)
 
+    @property
+    def round_p50(self) -> list[float]:
+        """The median of each alternation round's samples."""
+        out, i = [], 0
+        for n in self.round_samples:
+            out.append(float(np.median(self.samples[i:i + n])))
+            i += n
+        return out
+
     def describe(self) -> dict:
-        d = {"method": self.method, "inner": self.inner, "rounds": self.rounds,
-             "window": list(self.window), "meaningful": self.meaningful}
+        d = {"method": self.method, "method_reason": self.method_reason, "inner": self.inner,
+             "rounds": self.rounds, "window": list(self.window), "meaningful": self.meaningful}
         if self.note:
             d["note"] = self.note
+        if self.launches is not None:
+            d["launches_counted"] = self.launches
         return {**d, **self.estimates}
 
 
-def summarize(samples: list[float]) -> dict:
-    """Median with spread (p20/p80), extremes, mean and std, and the raw samples."""
+def summarize(samples: list[float], round_p50: list[float] | None = None) -> dict:
+    """Median with spread (p20/p80), extremes, mean and std, the raw samples and the rounds' medians."""
     a = np.asarray(samples, dtype=np.float64)
     p20, p50, p80 = np.percentile(a, [20, 50, 80])
-    return {"p20": float(p20), "p50": float(p50), "p80": float(p80), "min": float(a.min()),
-            "max": float(a.max()), "mean": float(a.mean()), "std": float(a.std()), "n": int(a.size),
-            "samples": [float(x) for x in a]}
+    out = {"p20": float(p20), "p50": float(p50), "p80": float(p80), "min": float(a.min()),
+           "max": float(a.max()), "mean": float(a.mean()), "std": float(a.std()), "n": int(a.size),
+           "samples": [float(x) for x in a]}
+    if round_p50:
+        out["round_p50"] = [float(x) for x in round_p50]
+    return out
 
 
 @dataclass(frozen=True)
 class TimingPolicy:
     warmup_s: float = 0.05  # per implementation, before its estimate
     budget_s: float = 0.2  # timed seconds per implementation and case, all rounds together
-    rounds: int = 5
-    min_samples: int = 10
+    rounds: int = 8  # alternation rounds: each gives one ratio, their spread the interval
+    min_samples: int = 16  # at least 2 per round
     target_sample_s: float = 1e-3  # one sample (graph replay or loop) lasts at least this long
     max_inner: int = 1000
     # A CUDA graph only where launch overhead would dominate: where replaying
     # a graph of the calls is clearly faster than launching them back to back.
-    # Otherwise the calls are timed as plain launches, the way a user runs them
-    # (a graph also turns a torch copy into a memcpy node, which ran slower on
-    # the H200 than the copy kernel). Deciding by the eager time alone is wrong:
-    # when the launcher is host-bound, back-to-back launches look like a long
-    # kernel (a 10 us Triton GEMM measured 100 us eagerly).
+    # Deciding by the eager time alone is wrong: when the launcher is
+    # host-bound, back-to-back launches look like a long kernel (a 10 us
+    # Triton GEMM measures 100 us eagerly).
     graph_gain: float = 0.05
 
 
-def choose_method(eager_s: float, graph_s: float | None, gain: float) -> str:
-    """'cuda-graph' where the graph replay is more than `gain` faster per call, else 'cuda-events'."""
-    return "cuda-graph" if graph_s is not None and graph_s < (1.0 - gain) * eager_s else "cuda-events"
+def gains_from_graph(eager_s: float, graph_s: float | None, gain: float) -> bool:
+    """Whether the graph replay is more than `gain` faster per call than plain launches."""
+    return graph_s is not None and graph_s < (1.0 - gain) * eager_s
+
+
+def case_method(estimates: dict[str, tuple[float, float | None]], gain: float) -> tuple[str, str]:
+    """(method, reason) for a case from each implementation's (eager, graph) estimates: graph
+    replay for all where any gains more than `gain` and every one was captured; else plain
+    launches for all."""
+    gaining = [n for n, (e, g) in estimates.items() if gains_from_graph(e, g, gain)]
+    uncapturable = [n for n, (_, g) in estimates.items() if g is None]
+    if gaining and not uncapturable:
+        best = max(gaining, key=lambda n: estimates[n][0] / estimates[n][1])
+        e, g = estimates[best]
+        return GRAPH, f"graph replay for every implementation: {best} runs {e / g:.2f}x faster replayed"
+    if gaining:
+        return EAGER, (f"plain launches for every implementation: {', '.join(uncapturable)} cannot be captured "
+                       f"(graph replay would help {', '.join(gaining)})")
+    return EAGER, f"plain launches for every implementation: none runs more than {gain:.0%} faster replayed"
 
 
 def _inner(per_call_s: float, policy: "TimingPolicy", multiple: int) -> int:
@@ -81,41 +121,51 @@ def _inner(per_call_s: float, policy: "TimingPolicy", multiple: int) -> int:
 
 def time_on_gpu(fns: dict[str, Callable[[], object]], policy: TimingPolicy = TimingPolicy(),
                 use_graph: bool = True, inner_multiple: int = 1) -> dict[str, Timing]:
-    """Time each closure; returns {name: Timing}. Raises what a closure raises."""
+    """Time each closure by one method for all (see the module docstring); returns {name: Timing}.
+    Raises what a closure raises."""
     import torch
 
-    runs: dict[str, Callable[[], None]] = {}
-    per_call: dict[str, float] = {}
-    meta: dict[str, tuple[str, int, str, dict]] = {}
+    graphs: dict[str, object] = {}
+    meta: dict[str, dict] = {}
     for name, fn in fns.items():
         t_eager = _estimate(fn, policy.warmup_s)
         inner = _inner(t_eager, policy, inner_multiple)
-        graph, t_graph, note = (_capture(fn, inner) if use_graph else (None, None, ""))
-        if choose_method(t_eager, t_graph, policy.graph_gain) == "cuda-graph" and \
-                t_graph * inner < policy.target_sample_s / 2:  # the eager estimate was inflated: more calls
+        graph, t_graph, note = (_capture(fn, inner) if use_graph else (None, None, "graph replay not tried"))
+        if gains_from_graph(t_eager, t_graph, policy.graph_gain) and t_graph * inner < policy.target_sample_s / 2:
+            # The eager estimate was inflated by the launcher: more calls per replay.
             inner = _inner(t_graph, policy, inner_multiple)
             graph = None  # free the first graph's memory pool before capturing the second
             graph, t_graph, note = _capture(fn, inner)
-        method = choose_method(t_eager, t_graph, policy.graph_gain)
-        if method == "cuda-graph":
-            run, t = graph.replay, t_graph
+        graphs[name] = graph
+        meta[name] = {"eager": t_eager, "graph": t_graph, "inner": inner, "note": note,
+                      "launches": _launches(graph, inner)}
+
+    method, reason = case_method({n: (m["eager"], m["graph"]) for n, m in meta.items()}, policy.graph_gain)
+    runs: dict[str, Callable[[], None]] = {}
+    per_call: dict[str, float] = {}
+    for name, fn in fns.items():
+        m = meta[name]
+        if method == GRAPH:
+            runs[name], per_call[name] = graphs[name].replay, m["graph"]
         else:
             # A graph kept alive would hold its memory pool (outputs allocated
             # inside it) while the eager loop allocates its own.
-            graph = None
-            run, t = _loop(fn, inner), t_eager
-        estimates = {"eager_estimate_s": t_eager, "graph_estimate_s": t_graph}
-        runs[name], per_call[name], meta[name] = run, t, (method, inner, note, estimates)
+            graphs[name] = None
+            inner = _inner(m["eager"], policy, inner_multiple)
+            m["inner"] = inner
+            runs[name], per_call[name] = _loop(fn, inner), m["eager"]
 
     samples: dict[str, list[float]] = {n: [] for n in fns}
+    counts: dict[str, list[int]] = {n: [] for n in fns}
     intervals: dict[str, list[tuple[float, float]]] = {n: [] for n in fns}
     names = list(fns)
+    per_round_min = max(2, math.ceil(policy.min_samples / policy.rounds))
     for r in range(policy.rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
-            inner = meta[name][1]
+            inner = meta[name]["inner"]
             per_round = policy.budget_s / policy.rounds / (per_call[name] * inner)
-            n = max(math.ceil(policy.min_samples / policy.rounds), min(50, int(per_round)))
+            n = max(per_round_min, min(50, int(per_round)))
             events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
                       for _ in range(n)]
             t0 = time.time()
@@ -126,8 +176,38 @@ def time_on_gpu(fns: dict[str, Callable[[], object]], policy: TimingPolicy = Tim
             events[-1][1].synchronize()
             intervals[name].append((t0, time.time()))
             samples[name].extend(s.elapsed_time(e) / 1e3 / inner for s, e in events)
-    return {n: Timing(samples[n], meta[n][0], meta[n][1], policy.rounds, intervals[n], True, meta[n][2],
-                      estimates=meta[n][3]) for n in names}
+            counts[name].append(n)
+    return {n: Timing(samples[n], method, meta[n]["inner"], policy.rounds, intervals[n], True, meta[n]["note"],
+                      estimates={"eager_estimate_s": meta[n]["eager"], "graph_estimate_s": meta[n]["graph"]},
+                      round_samples=counts[n], method_reason=reason, launches=meta[n]["launches"])
+            for n in names}
+
+
+def _new_graph():
+    """A CUDA graph that keeps its cudaGraph_t after capture (so its nodes can be counted)."""
+    import torch
+
+    try:
+        return torch.cuda.CUDAGraph(keep_graph=True)
+    except TypeError:  # a torch without keep_graph
+        return torch.cuda.CUDAGraph()
+
+
+def _launches(graph, inner: int) -> float | None:
+    """Nodes per call (kernels, copies, memsets) in a captured graph of `inner` calls: the
+    launches one call makes. None where CUDA's runtime bindings cannot read the graph."""
+    if graph is None:
+        return None
+    try:
+        from cuda.bindings import runtime as cudart
+
+        handle = graph.raw_cuda_graph()
+        err, _, count = cudart.cudaGraphGetNodes(cudart.cudaGraph_t(init_value=handle), 0)
+        if int(err) != 0:
+            return None
+        return count / inner
+    except Exception:  # noqa: BLE001 -- no bindings, or a graph not kept: the declared count stands
+        return None
 
 
 def _estimate(fn: Callable[[], object], warmup_s: float) -> float:
@@ -168,10 +248,12 @@ def _capture(fn: Callable[[], object], inner: int):
         with torch.cuda.stream(side):
             fn()  # capture needs one call on a side stream first (lazy initialisation)
         torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
+        graph = _new_graph()
         with torch.cuda.graph(graph):
             for _ in range(inner):
                 fn()
+        if hasattr(graph, "instantiate"):
+            graph.instantiate()
         graph.replay()  # the first replay uploads the graph
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()

@@ -20,26 +20,22 @@ Inputs are random magnitudes in [0.5, 1.5) with random signs: never zero, zero-m
 outputs stays about sqrt(n) outputs large), far inside fp8's range; the reference upcasts the
 rounded inputs, so rounding them to the dtype costs no accuracy.
 
-Verification: up to M*N*K = 2^33 the whole output is compared with a float64 product of the upcast
-inputs. Beyond, `check_view` keeps the reference affordable: three full rows and three full columns
-(first, middle, last tile rows/columns), plus every row sum and column sum of the output scaled by
-1/sqrt(count); the reference gets the sums exactly and cheaply as A @ (B 1) and (1^T A) @ B. A
-poisoned (NaN) element anywhere makes its row sum NaN, so an unwritten tile fails even when the
-sampled rows miss it, and a tile written to the wrong place changes the sums.
+Verification: every element of the output against a float64 product of the upcast inputs, each
+held to its own tolerance (scaled by the root-sum-square of its products), and every element
+finite: a zeroed, stale or misplaced tile fails however small a part of the output it is.
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
 
 from kernels import gemm as kg
+from suite import verify
 from suite.dtypes import DTYPES, element_size
 from suite.registry import Impl, Skip, Workload, register
 
 GEMM_DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8")
-_FULL_CHECK_MAX = 1 << 33  # M*N*K up to which the whole output is checked
 
 # Interpreter cases: tiny, ragged (not multiples of any block), one with a single row.
 _INTERPRET = [{"M": 37, "N": 29, "K": 45}, {"M": 1, "N": 19, "K": 40}, {"M": 70, "N": 48, "K": 33}]
@@ -87,44 +83,26 @@ def _skinny_inputs(params, dtype, device, gen):
 
 # --- verification ---------------------------------------------------------------------------
 
-def _sliced(p) -> bool:
-    M, N, K = _mnk(p)
-    return M * N * K > _FULL_CHECK_MAX
-
-
-def _probes(n: int) -> list[int]:
-    return sorted({0, n // 2 + 1, n - 1} & set(range(n)))
-
-
-def _check_view(out, p):
-    if not _sliced(p):
-        return out
-    M, N = out.shape
-    rows, cols = _probes(M), _probes(N)
-    return torch.cat([out[rows].double().flatten(), out[:, cols].double().t().flatten(),
-                      out.sum(dim=1, dtype=torch.float64) / math.sqrt(N),
-                      out.sum(dim=0, dtype=torch.float64) / math.sqrt(M)])
-
-
-def _expected(A, B, p):
-    """float64 A @ B, or the parts of it `_check_view` keeps."""
-    if not _sliced(p):
-        return A @ B
-    M, N = A.shape[0], B.shape[1]
-    rows, cols = _probes(M), _probes(N)
-    return torch.cat([(A[rows] @ B).flatten(), (A @ B[:, cols]).t().flatten(),
-                      (A @ B.sum(dim=1)) / math.sqrt(N), (A.sum(dim=0) @ B) / math.sqrt(M)])
+def _expected(A, B, scale: float = 1.0) -> verify.Expected:
+    """float64 A @ B (times `scale`) for every element, and each element's root-sum-square of its
+    products, sqrt(sum_k a_ik^2 b_kj^2): the size of the rounding error of inputs or partial sums
+    (the scale of its elementwise check). Two float64 GEMMs, affordable on the GPU at every size
+    the sweep runs."""
+    A, B = A.double(), B.double()
+    values = (A @ B).mul_(scale)
+    A.square_()
+    B.square_()
+    rss = (A @ B).sqrt_().mul_(abs(scale))
+    return verify.Expected(values, rss, "every element against a float64 product")
 
 
 def _gemm_reference(inp, params, dtype):
-    expected = _expected(inp["a"].double(), inp["b"].double(), params)
-    if dtype == "fp8":
-        expected = expected * (inp["scale_a"].double() * inp["scale_b"].double())
-    return expected
+    scale = float(inp["scale_a"] * inp["scale_b"]) if dtype == "fp8" else 1.0
+    return _expected(inp["a"], inp["b"], scale)
 
 
 def _skinny_reference(inp, params, dtype):
-    return _expected(inp["x"].double(), inp["w"].double().t(), params)
+    return _expected(inp["x"], inp["w"].t())
 
 
 # --- implementations ------------------------------------------------------------------------
@@ -225,7 +203,7 @@ def _register_gemm(name: str, description: str, dtypes, cases, skip=None, view="
     how it is reported: its best shape per side)."""
     register(Workload(name=name, family="gemm", description=description, dtypes=dtypes, cases=cases,
                       make_inputs=_gemm_inputs, impls=_GEMM_IMPLS, reference=_gemm_reference,
-                      flops=_gemm_flops, bytes=_gemm_bytes, check_view=_check_view, skip=skip, label=_label,
+                      flops=_gemm_flops, bytes=_gemm_bytes, skip=skip, label=_label,
                       view=view, roof="compute"))
 
 
@@ -323,7 +301,6 @@ register(Workload(
     reference=_skinny_reference,
     flops=_gemm_flops,
     bytes=lambda p, d: kg.gemm_bytes(*_mnk(p), element_size(d), element_size(d)),
-    check_view=_check_view,
     skip=_skinny_skip,
     label=_skinny_label,
     view="gemm-skinny",

@@ -29,7 +29,7 @@ def _label(p) -> str:
 
 
 def _inputs(kernel: str):
-    reads = ks.TRAFFIC[kernel][0]
+    reads = ks.KERNELS[kernel].reads
 
     def make(params, dtype, device, gen):
         n = params["array_bytes"] // element_size(dtype)
@@ -70,32 +70,42 @@ def _reference(kernel: str):
     return ref
 
 
+# The path a user takes instead, per kernel of the traffic table: the torch call's name and the call.
+TORCH_PATHS = {
+    "copy": ("torch.copy_", lambda a, b, out, s: out.copy_(a)),
+    "scale": ("torch.mul", lambda a, b, out, s: torch.mul(a, s, out=out)),
+    "add": ("torch.add", lambda a, b, out, s: torch.add(a, b, out=out)),
+    "triad": ("torch.add(alpha)", lambda a, b, out, s: torch.add(a, b, alpha=s, out=out)),
+    # The sum's fp32 result as a view: no extra kernel.
+    "read": ("torch.sum", lambda a, b, out, s: torch.sum(a, dtype=torch.float32).reshape(1)),
+    "fill": ("torch.fill_", lambda a, b, out, s: out.fill_(s)),
+}
+assert set(TORCH_PATHS) == set(ks.KERNELS), "every streaming kernel has its torch path"
+
+
 def _torch_path(kernel: str):
+    call = TORCH_PATHS[kernel][1]
+
     def prepare(inp):
         a, b, out, s = inp["a"], inp["b"], inp["out"], inp["s"]
-        return {
-            "copy": lambda: out.copy_(a),
-            "scale": lambda: torch.mul(a, s, out=out),
-            "add": lambda: torch.add(a, b, out=out),
-            "triad": lambda: torch.add(a, b, alpha=s, out=out),
-            "read": lambda: torch.sum(a, dtype=torch.float32).reshape(1),  # a view: no extra kernel
-            "fill": lambda: out.fill_(s),
-        }[kernel]
+        return lambda: call(a, b, out, s)
 
     return prepare
 
 
-_TORCH_NAME = {"copy": "torch.copy_", "scale": "torch.mul", "add": "torch.add", "triad": "torch.add(alpha)",
-               "read": "torch.sum", "fill": "torch.fill_"}
-_DESCRIPTION = {"copy": "out = a", "scale": "out = s*a", "add": "out = a + b", "triad": "out = a + s*b",
-                "read": "sum(a), read-only", "fill": "out = s, write-only"}
+def _triton_config(kernel: str):
+    def config(inp):
+        t = inp["a"] if kernel == "read" else inp["out"]
+        return ks.config(kernel, t.numel(), t.dtype)
+    return config
 
-for _k in ks.TRAFFIC:
+
+for _k, _kernel in ks.KERNELS.items():
     register(Workload(
         name=f"stream-{_k}",
         family="streaming",
         roof="memory",
-        description=_DESCRIPTION[_k],
+        description=_kernel.formula,
         dtypes=("fp32", "bf16"),  # fp16 streams exactly like bf16: same bytes
         cases={
             "quick": [{"array_bytes": b} for b in QUICK],
@@ -106,10 +116,9 @@ for _k in ks.TRAFFIC:
         impls=(
             Impl("triton", vendor=False,
                  prepare=lambda inp, k=_k: (lambda: ks.stream(k, inp["a"], inp["b"], inp["out"], inp["s"])),
-                 config=lambda inp, k=_k: ks.config(k, (inp["a"] if k == "read" else inp["out"]).element_size(),
-                                                    on_gpu=inp["out"].is_cuda),
+                 config=_triton_config(_k),
                  launches=2 if _k == "read" else 1),  # read: zeroing the result, then the sum
-            Impl(_TORCH_NAME[_k], vendor=True, prepare=_torch_path(_k), backend="torch", launches=1),
+            Impl(TORCH_PATHS[_k][0], vendor=True, prepare=_torch_path(_k), backend="torch", launches=1),
         ),
         reference=_reference(_k),
         flops=lambda p, d, k=_k: ks.stream_flops(k, p["array_bytes"] // element_size(d)),

@@ -19,6 +19,7 @@ from suite import verify
 from suite.dtypes import DTYPES
 from suite.registry import Skip
 from suite.workloads import all_workloads
+from suite.workloads import attention as wa
 
 FP16_TOL = DTYPES["fp16"].tolerance
 
@@ -221,24 +222,50 @@ def test_interpret_cases_run_end_to_end(params, device):
             assert impl.vendor and str(e), f"{impl.name} skipped without a reason"
             continue
         verify.poison(inputs)
-        err = verify.rel_error(W.check_view(fn(), params), ref)
-        assert err <= FP16_TOL, f"{impl.name}: rel_err {err:.3g}"
+        check = verify.check_output(W, fn(), ref, params, dtype)
+        assert verify.problem(check) is None, f"{impl.name}: {check}"
         if impl.config:
             assert isinstance(impl.config(inputs), dict)
         ran.append(impl.name)
     assert {"triton-fused", "triton-naive", "torch-naive"} <= set(ran)
 
 
-def test_check_view_catches_an_unwritten_head(device):
-    """Big cases check a few heads; a NaN in any other head still fails the check."""
-    params = {"B": 2, "H": 3, "S": 20, "D": 16, "causal": False}
+def test_checked_rows_meet_every_block_of_every_head():
+    # Every (batch, head) is checked, on rows spread so that every 16-row block has one.
+    assert wa.checked_rows(40) == list(range(40))  # short sequences: every row
+    for S in (100, 4096, 3000):
+        rows = wa.checked_rows(S)
+        assert rows[-1] == S - 1 and all(any(b <= r < b + 16 for r in rows) for b in range(0, S, 16))
+        assert len(rows) <= S // 16 + 2
+
+
+@pytest.fixture
+def checked_case(device):
+    params = {"B": 2, "H": 3, "S": 100, "D": 16, "causal": True}
     inputs = W.make_inputs(params, "fp16", device, torch.Generator(device=device).manual_seed(2))
-    assert len(W.check_view(inputs["q"], params)) == 3  # (0,0), (1,1), (1,2): not every head
-    out = ka.flash_attention(inputs["q"], inputs["k"], inputs["v"])
+    out = ka.flash_attention(inputs["q"], inputs["k"], inputs["v"], causal=True)
     ref = W.reference(inputs, params, "fp16")
-    assert verify.rel_error(W.check_view(out, params), ref) <= FP16_TOL
-    out[0, 2, 5, 0] = math.nan  # a head outside the checked pairs
-    assert verify.rel_error(W.check_view(out, params), ref) == math.inf
+    assert verify.problem(verify.check_output(W, out, ref, params, "fp16")) is None
+    return params, out, ref
+
+
+def test_one_head_written_to_the_wrong_place_fails(checked_case):
+    params, out, ref = checked_case
+    wrong = out.clone()
+    wrong[1, 2] = out[1, 1]  # head 2 of batch 1 holds head 1's output
+    assert "tolerance" in verify.problem(verify.check_output(W, wrong, ref, params, "fp16"))
+
+
+def test_one_unwritten_tile_between_the_checked_rows_fails(checked_case):
+    params, out, ref = checked_case
+    rows = set(wa.checked_rows(params["S"]))
+    gap = next(r for r in range(params["S"]) if r not in rows)
+    hole = out.clone()
+    hole[0, 1, gap] = math.nan  # an element no reference covers: the finiteness check sees it
+    assert "NaN" in verify.problem(verify.check_output(W, hole, ref, params, "fp16"))
+    zeroed = out.clone()
+    zeroed[0, 0, 64:80] = 0  # a 16-row tile of one head left at zero
+    assert "tolerance" in verify.problem(verify.check_output(W, zeroed, ref, params, "fp16"))
 
 
 def test_triton_paths_skip_bf16_in_the_interpreter():

@@ -15,6 +15,7 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import INTERPRETING  # noqa: F401  (sets TRITON_INTERPRET before kernels import)
 from kernels import decode as kd
+from suite import verify
 from suite.dtypes import DTYPES
 from suite.registry import Skip
 from suite.workloads import all_workloads
@@ -206,8 +207,8 @@ def test_layer_step_matches_reference(device, gemm_linear):
         inp["out"].fill_(float("nan"))
         out = kd.layer_step(inp["x"], inp["weights"], inp["k_cache"], inp["v_cache"], inp["lengths"],
                             params["context"], inp["cfg"], out=inp["out"])
-        ref = wl.reference(inp, params, "fp16")
-        assert rel_err(wl.check_view(out, params), ref) < TOL
+        check = verify.check_output(wl, out, wl.reference(inp, params, "fp16"), params, "fp16")
+        assert verify.problem(check) is None and check["checked"] == check["elements"]
         pos = params["context"] - 1  # only the new token's position was written
         assert torch.equal(inp["k_cache"][:, :, :pos], k_before[:, :, :pos])
         assert not torch.equal(inp["k_cache"][:, :, pos], k_before[:, :, pos])
@@ -268,3 +269,20 @@ def test_interpret_cases_through_the_runner(name, gemm_linear, tmp_path):
     assert all(r.status == "ok" and r.verify["rel_err"] <= r.verify["tolerance"] and r.config
                for r in fp16_triton)
     assert all("interpreter" in r.reason for r in recs if r.impl == "triton" and r.dtype == "bf16")
+
+
+def test_one_nan_or_wrong_sequence_fails_verification(device):
+    """Every sequence is checked: one sequence NaN, or one holding another's result, fails."""
+    wl = all_workloads()["decode-attention"]
+    params = {"batch": 6, "q_heads": 4, "kv_heads": 2, "context": 70, "head_dim": 16, "ragged": True}
+    inp = wl.make_inputs(params, "fp16", device, torch.Generator(device=device).manual_seed(8))
+    out = kd.decode_attention(inp["q"], inp["k_cache"], inp["v_cache"], inp["lengths"], max_len=inp["max_len"])
+    ref = wl.reference(inp, params, "fp16")
+    good = verify.check_output(wl, out, ref, params, "fp16")
+    assert verify.problem(good) is None and good["checked"] == good["elements"] == 6 * 4 * 16
+    nan = out.clone()
+    nan[4] = float("nan")  # one sequence of six
+    assert "NaN" in verify.problem(verify.check_output(wl, nan, ref, params, "fp16"))
+    swapped = out.clone()
+    swapped[5] = out[3]  # sequence 5 holds sequence 3's attention
+    assert "tolerance" in verify.problem(verify.check_output(wl, swapped, ref, params, "fp16"))

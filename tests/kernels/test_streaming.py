@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+import triton
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -71,21 +72,40 @@ def test_any_size(n, kernel):
     assert _rel(out, ref) < 1e-6
 
 
-def test_check_catches_a_skipped_tail(device):
-    """The test's own check fails a kernel that leaves the last partial block unwritten."""
-    n = 4096 + 3
-    out, ref = _run("copy", n, torch.float32, device)
-    out[-3:] = math.nan
-    assert not torch.isfinite(out).all()
-    out[-3:] = 0.0
-    assert _rel(out, ref) > 1e-3
+@pytest.mark.parametrize("kernel", ELEMENTWISE)
+def test_verification_fails_a_kernel_that_skips_its_last_partial_block(kernel, device):
+    """The sweep's own check (the workload's reference, every element, finiteness) against the real
+    kernel told to stop at the last whole block (the bug of a floor where a ceiling belongs): the 3
+    elements of the partial last block stay poisoned."""
+    from suite import verify
+    from suite.workloads import all_workloads
+
+    w = all_workloads()[f"stream-{kernel}"]
+    params = {"array_bytes": 4 * (4096 + 3)}
+    inp = w.make_inputs(params, "fp32", device, torch.Generator(device=device).manual_seed(4))
+    ref = w.reference(inp, params, "fp32")
+    verify.poison(inp)
+    a, b = (inp[k] if inp[k] is not None else inp["out"] for k in ("a", "b"))
+    n = inp["out"].numel()
+    whole_blocks = n // 1024 * 1024
+    op = ks.KERNELS[kernel].op
+    ks._elementwise_kernel[(n // 1024,)](a, b, inp["out"], inp["s"], whole_blocks, OP=op, BLOCK=1024)
+    short = verify.check_output(w, inp["out"], ref, params, "fp32")
+    assert "NaN" in verify.problem(short)
+    ks._elementwise_kernel[(triton.cdiv(n, 1024),)](a, b, inp["out"], inp["s"], n, OP=op, BLOCK=1024)
+    assert verify.problem(verify.check_output(w, inp["out"], ref, params, "fp32")) is None
 
 
-def test_every_autotune_config_key_is_a_kernel_argument():
+def test_every_autotune_candidate_becomes_kernel_arguments():
     import inspect
     params = inspect.signature(ks._elementwise_kernel.fn).parameters
-    for cfg in ks._elementwise_configs():
+    out = torch.empty(10)
+    pruned = ks._with_block(ks._elementwise_configs(), {"out_ptr": out})
+    assert len(pruned) == len(ks._elementwise_configs())
+    for cfg in pruned:
         assert set(cfg.kwargs) <= set(params), cfg.kwargs
+        vectors = cfg.kwargs["BLOCK"] * 4 / (cfg.num_warps * 32 * 16)
+        assert vectors in (1, 2)  # 16-byte accesses per thread and array
 
 
 def test_traffic_model():
@@ -117,7 +137,7 @@ def test_persistent_grid_covers_every_block(kernel, programs, device):
     out = torch.full((n,), math.nan, device=device)
     assert triton.cdiv(n, 1024) == 6
     # Passed as the autotuner passes a config: every config key is a kernel argument.
-    ks._elementwise_kernel[(min(programs, 6),)](a, b, out, 1.25, n, 0, OP=ks._OP_CODE[kernel], BLOCK=1024,
+    ks._elementwise_kernel[(min(programs, 6),)](a, b, out, 1.25, n, OP=ks.KERNELS[kernel].op, BLOCK=1024,
                                                 PROGRAMS_PER_SM=programs)
     ref = torch.full((n,), 1.25, dtype=torch.float64, device=device) if kernel == "fill" else \
         _expected(kernel, a, b, 1.25)

@@ -45,3 +45,121 @@ def test_a_drift_with_position_does_not_pick_the_first_candidate(monkeypatch, n)
     times = kt.interleaved_times_ms({k: (lambda k=k: k) for k in names})
     assert min(times, key=times.get) == names[-1]
     assert times[names[0]] - times[names[-1]] == pytest.approx(0.05)
+
+
+# ---------------------------------------------------------------- the store of choices
+
+import json  # noqa: E402
+
+import triton  # noqa: E402
+
+
+def _kernel(x_ptr, n, BLOCK):  # stands for the tuned kernel: its module's source names the entries
+    pass
+
+
+class FakeTuner:
+    """What launch_autotuned uses of triton.autotune's Autotuner; tuning picks the second candidate."""
+
+    def __init__(self):
+        self.arg_names, self.keys = ["x_ptr", "n"], ["n"]
+        self.configs = [triton.Config({"BLOCK": 64}, num_warps=4), triton.Config({"BLOCK": 128}, num_warps=8)]
+        self.cache, self.base_fn, self.tunings, self.best_config = {}, _kernel, 0, None
+
+    def __getitem__(self, grid):
+        def run(*args, **kwargs):
+            key = kt.autotune_key(self, args, kwargs)
+            if key not in self.cache:
+                self.tunings += 1
+                self.configs_timings = {c: [1.0 + i] for i, c in enumerate(self.configs)}
+                self.cache[key] = self.configs[1]
+            self.best_config = self.cache[key]
+        return run
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setattr(kt, "_SOURCES", {})
+    monkeypatch.setattr(kt, "_REMEMBERED", {})
+    yield tmp_path
+    kt.configure(None, {})
+
+
+IDENTITY = {"gpu": "NVIDIA H200", "sms": 132, "driver": "580", "torch": "2.11", "triton": "3.6"}
+
+
+class Tensorish:
+    dtype = "torch.float16"
+
+
+def test_a_choice_is_tuned_once_then_taken_from_the_store(store):
+    kt.configure(store, IDENTITY)
+    first = FakeTuner()
+    run = kt.launch_autotuned("fake", first, None, Tensorish(), 1000)
+    assert run["source"] == "tuned" and first.tunings == 1 and run["timings"] is not None
+    assert run["key"] == (1000, "torch.float16")  # the size it was tuned at, and the dtype
+    # A new process: a fresh tuner, the store read anew.
+    kt._SOURCES.clear()
+    kt.configure(store, IDENTITY)
+    second = FakeTuner()
+    again = kt.launch_autotuned("fake", second, None, Tensorish(), 1000)
+    assert again["source"] == "cache" and second.tunings == 0 and again["timings"] is None
+    assert again["config"].kwargs == {"BLOCK": 128} and again["config"].num_warps == 8
+    # Another size is tuned, never borrowed from a neighbour.
+    other = kt.launch_autotuned("fake", second, None, Tensorish(), 1001)
+    assert other["source"] == "tuned" and second.tunings == 1
+
+
+def test_retune_ignores_the_store_and_another_identity_never_reads_it(store):
+    kt.configure(store, IDENTITY)
+    kt.launch_autotuned("fake", FakeTuner(), None, Tensorish(), 7)
+    kt._SOURCES.clear()
+    kt.configure(store, IDENTITY, retune=True)
+    t = FakeTuner()
+    assert kt.launch_autotuned("fake", t, None, Tensorish(), 7)["source"] == "tuned" and t.tunings == 1
+    kt._SOURCES.clear()
+    kt.configure(store, {**IDENTITY, "triton": "3.9"})
+    t = FakeTuner()
+    assert kt.launch_autotuned("fake", t, None, Tensorish(), 7)["source"] == "tuned" and t.tunings == 1
+
+
+def test_a_changed_kernel_module_does_not_reuse_old_choices(store, monkeypatch):
+    kt.configure(store, IDENTITY)
+    kt.launch_autotuned("fake", FakeTuner(), None, Tensorish(), 9)
+    kt._SOURCES.clear()
+    monkeypatch.setattr(kt, "_source_digest", lambda path: "another-source")
+    kt.configure(store, IDENTITY)
+    t = FakeTuner()
+    assert kt.launch_autotuned("fake", t, None, Tensorish(), 9)["source"] == "tuned" and t.tunings == 1
+
+
+def test_a_cut_store_file_is_tuned_again_not_a_crash(store):
+    kt.configure(store, IDENTITY)
+    kt.launch_autotuned("fake", FakeTuner(), None, Tensorish(), 5)
+    path = kt.store_path()
+    text = open(path).read()
+    open(path, "w").write(text[: len(text) // 2])
+    kt._SOURCES.clear()
+    kt.configure(store, IDENTITY)
+    t = FakeTuner()
+    assert kt.launch_autotuned("fake", t, None, Tensorish(), 5)["source"] == "tuned"
+    assert json.loads(open(path).read())["identity"] == IDENTITY  # rewritten whole
+
+
+def test_remembered_choices(store):
+    kt.configure(store, IDENTITY)
+    calls = []
+    compute = lambda: calls.append(1) or {"transpose_first": True}  # noqa: E731
+    assert kt.remembered("layout", (1, 2), compute, __file__) == ({"transpose_first": True}, "tuned")
+    assert kt.remembered("layout", (1, 2), compute, __file__)[1] == "tuned"  # this process: no second compute
+    kt._REMEMBERED.clear()
+    kt.configure(store, IDENTITY)
+    assert kt.remembered("layout", (1, 2), compute, __file__) == ({"transpose_first": True}, "cache")
+    assert len(calls) == 1
+
+
+def test_choices_are_kept_per_launcher_and_key():
+    kt.record_choice("op-a", (1,), {"BLOCK": 1})
+    kt.record_choice("op-a", (2,), {"BLOCK": 2})
+    assert kt.chosen("op-a", (1,))["BLOCK"] == 1 and kt.chosen("op-a")["BLOCK"] == 2  # the latest
+    assert kt.chosen("op-a", (3,)) is None

@@ -151,3 +151,43 @@ def test_register_rejects_quick_cases_missing_from_full():
                       "cases": {**w.cases, "quick": [{"n": 11}]}})
     with pytest.raises(ValueError, match="quick cases missing from its full cases"):
         register(bad)
+
+
+def test_poison_survives_tuning_a_chosen_config_that_writes_nothing_fails(ctx):
+    """An autotuner runs every candidate into the output on its first call, so a chosen
+    configuration that writes nothing would inherit a correct output. The runner verifies a
+    fresh call on a freshly poisoned output: this one tunes right and then writes nothing."""
+    def tuned_then_silent(inp):
+        calls = {"n": 0}
+
+        def run():
+            calls["n"] += 1
+            if calls["n"] == 1:  # "tuning": candidates write the right answer
+                torch.mul(inp["a"], 2, out=inp["out"])
+            return inp["out"]  # the "chosen config" writes nothing
+        return run
+
+    recs = []
+    w = _toy([Impl("silent", False, tuned_then_silent), Impl("good", True, _good)])
+    runner.run_task(runner.Task(w, {"n": 33}, "fp32"), ctx, recs.append)
+    by = {r.impl: r for r in recs}
+    assert by["silent"].status == "failed" and "NaN" in by["silent"].reason
+    assert by["silent"].verify["finite"] is False
+    assert by["good"].status == "ok" and by["good"].verify["max_excess"] <= 1
+    assert by["good"].verify["checked"] == by["good"].verify["elements"] == 33
+
+
+def test_a_stale_element_fails_the_elementwise_check_the_norm_would_pass(ctx):
+    # One element of 4096 off by 5%: 7.8e-4 normwise, inside a 1e-3 tolerance; 12x its own bound.
+    def nearly(inp):
+        def run():
+            torch.mul(inp["a"], 2, out=inp["out"])
+            inp["out"][17] *= 1.05
+            return inp["out"]
+        return run
+
+    recs = []
+    w = _toy([Impl("nearly", False, nearly)], tolerance={"fp32": 1e-3})  # normwise alone would pass
+    runner.run_task(runner.Task(w, {"n": 4096}, "fp32"), ctx, recs.append)
+    assert recs[0].status == "failed" and "tolerance" in recs[0].reason
+    assert recs[0].verify["rel_err"] < recs[0].verify["tolerance"] < recs[0].verify["max_excess"]

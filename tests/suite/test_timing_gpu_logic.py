@@ -100,3 +100,69 @@ def test_rotation_keeps_whole_rounds_of_input_sets(monkeypatch):
     fake.install(monkeypatch)
     t = timing.time_on_gpu({"x": fake.call}, POLICY, inner_multiple=7)["x"]
     assert t.inner % 7 == 0
+
+
+class MixedCuda(FakeCuda):
+    """Several implementations on one simulated device, each with its own eager and graph cost."""
+
+    def __init__(self):
+        super().__init__(0.0, 0.0)
+
+    def impl(self, eager, graph, capturable=True):
+        def call():
+            if self.capturing is not None:
+                if not capturable:
+                    raise RuntimeError("operation not permitted when stream is capturing")
+                self.capturing.costs.append(graph)
+            else:
+                self.now += eager
+        return call
+
+    def install(self, monkeypatch):
+        super().install(monkeypatch)
+        fake = self
+
+        class Graph:
+            def __init__(self):
+                self.costs = []
+
+            def replay(self):
+                fake.now += sum(self.costs)
+
+        monkeypatch.setattr(torch.cuda, "CUDAGraph", Graph, raising=False)
+
+
+@pytest.mark.parametrize("impls, method, reason", [
+    # Triton's launcher gains from a graph, the vendor path barely: both are graph-timed.
+    ({"triton": (100e-6, 10e-6), "vendor": (10.4e-6, 10e-6)}, "cuda-graph", "triton runs 10.00x faster"),
+    # Nobody gains: both are timed as plain launches.
+    ({"triton": (1e-3, 0.99e-3), "vendor": (1e-3, 1.2e-3)}, "cuda-events", "none runs more than 5% faster"),
+    # One cannot be captured: plain launches for all, though the other would gain.
+    ({"triton": (100e-6, 10e-6), "vendor": ((20e-6, 5e-6), False)}, "cuda-events", "vendor cannot be captured"),
+])
+def test_every_implementation_of_a_case_is_timed_by_one_method(monkeypatch, impls, method, reason):
+    fake = MixedCuda()
+    fake.install(monkeypatch)
+    fns = {}
+    for name, spec in impls.items():
+        (eager, graph), capturable = (spec, True) if isinstance(spec[0], float) else spec
+        fns[name] = fake.impl(eager, graph, capturable)
+    timings = timing.time_on_gpu(fns, POLICY)
+    assert {t.method for t in timings.values()} == {method}
+    assert all(reason in t.method_reason for t in timings.values())
+    for name, t in timings.items():
+        spec = impls[name]
+        (eager, graph), _ = (spec, True) if isinstance(spec[0], float) else spec
+        expected = graph if method == "cuda-graph" else eager
+        assert all(s == pytest.approx(expected) for s in t.samples)
+        # Both estimates stay recorded whatever the case's method.
+        assert t.estimates["eager_estimate_s"] == pytest.approx(eager)
+        # Every round took samples, and each round's median is kept.
+        assert len(t.round_samples) == POLICY.rounds and all(n >= 2 for n in t.round_samples)
+        assert t.round_p50 == pytest.approx([expected] * POLICY.rounds)
+
+
+def test_the_old_per_implementation_rule_would_have_mixed_methods():
+    # The rule the case-level choice replaces: each side on its own would pick a different method.
+    assert timing.gains_from_graph(100e-6, 10e-6, 0.05) and not timing.gains_from_graph(10.4e-6, 10e-6, 0.05)
+    assert timing.case_method({"a": (100e-6, 10e-6), "b": (10.4e-6, 10e-6)}, 0.05)[0] == "cuda-graph"
