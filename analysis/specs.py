@@ -1,8 +1,18 @@
-"""The spec-sheet database: what vendors promise, each figure with its source.
+"""The spec-sheet database: what vendors promise, each figure with where it is printed.
 
-The figures live in specs.json (data, not code). This module loads them,
-converts them to base units (bytes, bytes/s, FLOP/s), matches a GPU's reported
-name and memory size to an entry, and renders entries for `python -m suite specs`.
+The figures live in specs.json (data, not code). This module loads and checks
+them, converts them to base units (bytes, bytes/s, FLOP/s), matches a GPU's
+reported name and memory size to an entry, and renders entries for
+`python -m suite specs`.
+
+Provenance, as a reader needs it: every figure names its source (a public
+document: title, publisher, revision as printed, an http(s) URL, and how its
+text was confirmed) and says where in that document it is printed and what is
+printed there; `derived` says how the stored value follows from the printed one
+(a with-sparsity tensor figure halved, a per-board figure divided by 8); a
+figure no public document could confirm says why in `unconfirmed` and holds no
+value. Loading refuses a database that breaks these rules, so a figure without a
+source, or a source a user cannot open, never reaches a report.
 
 Matching works on whole lower-case tokens of the reported name (torch / NVML,
 e.g. "NVIDIA H100 80GB HBM3" -> {nvidia, h100, 80gb, hbm3}): an entry matches
@@ -43,13 +53,21 @@ FIGURES = (
     ("link_bidir_gbs", "interconnect, both directions", "GB/s"),
     ("link_per_direction_gbs", "interconnect, per direction", "GB/s"),
 )
+# What a source is: the vendor's own document, the vendor's document hosted elsewhere,
+# a third party's reproduction of a vendor table, a third party's summary, a published device query.
+SOURCE_KINDS = ("vendor", "copy", "reproduction", "compilation", "measurement")
+_SOURCE_FIELDS = {"title", "publisher", "revision", "url", "kind", "confirmed"}
+_FIGURE_FIELDS = {"value", "source", "printed", "derived", "unconfirmed", "note", "unit"}
+_URL = re.compile(r"https?://[^\s/]+\.[^\s/]+\S*")
 
 
 @dataclass(frozen=True)
 class Figure:
     value: float | None
     source: str  # key into the sources catalogue
-    checked: str  # how the figure was confirmed (see specs.json "about")
+    printed: str = ""  # where in the source the figure is printed, and what is printed there
+    derived: str = ""  # how the stored value follows from what is printed
+    unconfirmed: str = ""  # why no public document confirms the figure (its value is then None)
     note: str = ""
     unit: str = ""
 
@@ -110,18 +128,101 @@ class Spec:
         return src.get("title", "?"), src.get("url", "")
 
 
+def _text(d: dict, field: str, where: str, required: bool = True) -> str:
+    v = d.get(field, "")
+    if not isinstance(v, str) or (required and not v.strip()):
+        raise AnalysisError(f"spec database: {where} needs a non-empty text '{field}'")
+    return v
+
+
+def _check_url(url: str, where: str) -> None:
+    if not _URL.fullmatch(url):
+        raise AnalysisError(f"spec database: {where} has {url!r}, not an http(s) URL a reader can open")
+
+
+def _parse_sources(raw) -> dict:
+    if not isinstance(raw, dict) or not raw:
+        raise AnalysisError("spec database: 'sources' must map keys to documents")
+    for key, s in raw.items():
+        where = f"source {key!r}"
+        if not isinstance(s, dict):
+            raise AnalysisError(f"spec database: {where} is not an object")
+        unknown = set(s) - _SOURCE_FIELDS - {"read_in"}
+        if unknown:
+            raise AnalysisError(f"spec database: {where} has unknown fields {sorted(unknown)}; "
+                                f"valid: {', '.join(sorted(_SOURCE_FIELDS | {'read_in'}))}")
+        for field in sorted(_SOURCE_FIELDS):
+            _text(s, field, where)
+        _check_url(s["url"], f"{where} 'url'")
+        if "read_in" in s:
+            _check_url(_text(s, "read_in", where), f"{where} 'read_in'")
+        if s["kind"] not in SOURCE_KINDS:
+            raise AnalysisError(f"spec database: {where} has kind {s['kind']!r}; valid: {', '.join(SOURCE_KINDS)}")
+    return raw
+
+
+def _parse_figure(name: str, f, where: str, sources: dict, default_unit: str) -> Figure:
+    where = f"{where} figure {name!r}"
+    if not isinstance(f, dict):
+        raise AnalysisError(f"spec database: {where} is not an object")
+    unknown = set(f) - _FIGURE_FIELDS
+    if unknown:
+        raise AnalysisError(f"spec database: {where} has unknown fields {sorted(unknown)}; "
+                            f"valid: {', '.join(sorted(_FIGURE_FIELDS))}")
+    source = f.get("source")
+    if source not in sources:
+        raise AnalysisError(f"spec database: {where} names source {source!r}, not in the sources catalogue")
+    value = f.get("value", "missing")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+        raise AnalysisError(f"spec database: {where} has value {value!r}; a positive number or null")
+    texts = {k: _text(f, k, where, required=False) for k in ("printed", "derived", "unconfirmed", "note", "unit")}
+    if value is not None and not texts["printed"].strip():
+        raise AnalysisError(f"spec database: {where} does not say where its source prints it ('printed')")
+    if value is not None and texts["unconfirmed"]:
+        raise AnalysisError(f"spec database: {where} is unconfirmed yet holds a value; leave it null")
+    if value is None and not (texts["unconfirmed"] or texts["note"]):
+        raise AnalysisError(f"spec database: {where} holds no value and does not say why ('unconfirmed' or 'note')")
+    return Figure(value, source, texts["printed"], texts["derived"], texts["unconfirmed"], texts["note"],
+                  texts["unit"] or default_unit)
+
+
+def parse(data) -> tuple[dict, tuple[Spec, ...]]:
+    """The sources and entries of a spec database (specs.json's content), checked.
+
+    Raises AnalysisError, naming the entry and figure, when a figure names no
+    known source, does not say where it is printed, or a source is not an
+    http(s) URL: provenance is part of the data, so bad provenance is bad input.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("gpus"), list):
+        raise AnalysisError("spec database: expected an object with 'sources' and a list 'gpus'")
+    srcs = _parse_sources(data.get("sources"))
+    units = {name: unit for name, _, unit in FIGURES}
+    specs, seen = [], set()
+    for e in data["gpus"]:
+        key = e.get("key") if isinstance(e, dict) else None
+        if not isinstance(key, str) or not key or key in seen:
+            raise AnalysisError(f"spec database: entry key {key!r} is missing or repeated")
+        seen.add(key)
+        figures = e.get("figures")
+        if not isinstance(figures, dict):
+            raise AnalysisError(f"spec database: entry {key!r} has no 'figures' object")
+        unknown = set(figures) - set(units)
+        if unknown:
+            raise AnalysisError(f"spec database: entry {key!r} has unknown figures {sorted(unknown)}; "
+                                f"valid: {', '.join(units)}")
+        parsed = {name: _parse_figure(name, f, f"entry {key!r}", srcs, units[name]) for name, f in figures.items()}
+        specs.append(Spec(key, e["name"], e["vendor"], e["arch"], tuple(e.get("aliases", ())), e["match"], parsed,
+                          e.get("link_name", ""), tuple(e.get("notes", ()))))
+    return srcs, tuple(specs)
+
+
 @lru_cache(maxsize=1)
 def _load() -> tuple[dict, tuple[Spec, ...]]:
-    data = json.loads(_PATH.read_text())
-    units = {name: unit for name, _, unit in FIGURES}
-    specs = []
-    for e in data["gpus"]:
-        figures = {name: Figure(f["value"], f["source"], f["checked"], f.get("note", ""),
-                                f.get("unit", units.get(name, "")))
-                   for name, f in e["figures"].items()}
-        specs.append(Spec(e["key"], e["name"], e["vendor"], e["arch"], tuple(e.get("aliases", ())),
-                          e["match"], figures, e.get("link_name", ""), tuple(e.get("notes", ()))))
-    return data["sources"], tuple(specs)
+    try:
+        data = json.loads(_PATH.read_text())
+    except json.JSONDecodeError as e:
+        raise AnalysisError(f"spec database {_PATH.name} is not valid JSON: {e}") from None
+    return parse(data)
 
 
 def sources() -> dict:
@@ -174,7 +275,7 @@ def match(gpu_name: str, mem_bytes: int | None) -> Spec | None:
 
 
 def render(name: str | None = None, fmt: str = "github") -> str:
-    """All entries side by side, or one entry with every figure's source."""
+    """All entries side by side, or one entry with where every figure is printed."""
     check_format(fmt)
     section = _overview() if name is None else _entry(get(name))
     return format_sections([section], fmt)
@@ -191,27 +292,35 @@ def _overview():
     notes = ["Dense peaks only (with-sparsity figures halved). FP32 is the non-tensor rate; TF32/FP16/BF16/FP8 are "
              "tensor-core rates with FP32 accumulation. Memory is the marketed decimal size. Link/direction: "
              "interconnect bytes/s one way (half the vendor's bidirectional figure), what nccl-tests' bus "
-             "bandwidth measures.",
-             "`specs NAME` shows one entry with the source of every figure and how it was checked."]
+             "bandwidth measures. An empty cell is a figure no public document confirmed.",
+             "`specs NAME` shows one entry: the document each figure is printed in, where and what it prints, how "
+             "the stored value was derived, and each document's title, revision and URL."]
     return Section("Spec database", [Table(None, cols, rows)], notes)
 
 
 def _entry(s: Spec):
     cols = [Col("figure", "Figure"), Col("value", "Value"), Col("unit", "Unit"), Col("source", "Source"),
-            Col("url", "URL"), Col("checked", "Checked"), Col("note", "Note")]
-    rows = []
+            Col("printed", "Printed there"), Col("derived", "Derived"), Col("unconfirmed", "Not confirmed"),
+            Col("note", "Note")]
+    rows, used = [], []
     for name, label, unit in FIGURES:
         f = s.figures.get(name)
         if f is not None:
-            title, url = s.describe_source(name)
-            rows.append([label, f.value, f.unit or unit, title, url, f.checked, f.note])
+            rows.append([label, f.value, f.unit or unit, f.source, f.printed, f.derived, f.unconfirmed, f.note])
+            if f.source not in used:
+                used.append(f.source)
     rule = s.match_rule
     matching = (f"Matches a reported GPU name holding the tokens {', '.join(rule['tokens'])}"
                 + (f" and none of {', '.join(rule['exclude'])}" if rule.get("exclude") else "")
                 + (f", with {rule['mem_gib'][0]}-{rule['mem_gib'][1]} GiB of memory" if rule.get("mem_gib") else "")
                 + ".")
-    notes = [f"{s.name}: {s.vendor} {s.arch}; interconnect {s.link_name}.", matching, *s.notes,
-             "Checked: 'primary' = the vendor's text was read; 'secondary:KEY' = read in that compilation only; "
-             "'derived' = computed from a printed figure; 'device-query' = read from the device; 'unconfirmed' = "
-             "could not be confirmed here."]
+    catalogue = sources()
+    cited = [f"Source {k}: {_describe(catalogue[k])}" for k in used]
+    notes = [f"{s.name}: {s.vendor} {s.arch}; interconnect {s.link_name}.", matching, *s.notes, *cited]
     return Section(f"Spec {s.key}", [Table(None, cols, rows)], notes)
+
+
+def _describe(src: dict) -> str:
+    read_in = f" Read in: {src['read_in']}" if src.get("read_in") else ""
+    return (f"{src['title']}. {src['publisher']}; revision: {src['revision']}; {src['kind']}. {src['url']} "
+            f"- {src['confirmed']}{read_in}")
