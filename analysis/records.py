@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import math
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
@@ -48,6 +49,11 @@ REQUIRED = ("workload", "family", "impl", "vendor", "dtype", "params", "case", "
 
 class RecordError(ValueError):
     """A results file that cannot be read; the message names the file and line."""
+
+    def __init__(self, message: str):
+        # One line of bounded length, whatever a mangled file put in it: the CLI shows it as is.
+        text = " ".join(str(message).split())
+        super().__init__(text if len(text) <= 400 else text[:397] + "...")
 
 
 @dataclass
@@ -178,6 +184,7 @@ _V1_ROOF = {"streaming": "memory", "gemm": "compute"}
 
 def _from_schema_1(d: dict) -> dict:
     d = dict(d)
+    d.setdefault("schema", 1)  # the reader's default is the current schema; this record is older
     d.setdefault("view", d["family"])
     d.setdefault("roof", _V1_ROOF.get(d["family"], ""))
     moved, nbytes = d.get("moved_bytes"), d.get("bytes") or 0
@@ -201,24 +208,85 @@ def dump(record: Record) -> str:
 
 
 def load(path: str | Path) -> list[Record]:
-    """Read a JSONL results file. A malformed line raises RecordError naming it."""
+    """Read a JSONL results file. Anything but whole records raises RecordError naming the file
+    (and the line, where one is at fault)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as e:
         raise RecordError(f"{path}: cannot read ({e.strerror or e})") from None
+    return parse(data, path)
+
+
+def parse(data: bytes, source: str | Path) -> list[Record]:
+    """The records of a results file's contents; `source` names the file in errors."""
+    if data[:2] == b"\x1f\x8b":
+        raise RecordError(f"{source}: gzip-compressed, not a JSONL results file; decompress it first "
+                          "(gunzip -k)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RecordError(f"{source}: not a text results file (byte {e.start} is not UTF-8)") from None
+    nul = text.find("\0")
+    if nul >= 0:
+        raise RecordError(f"{source}: not a text results file (character {nul} is NUL)")
+    # Only "\n" ends a record: str.splitlines would also split at characters a JSON string may hold.
+    lines = text.split("\n")
     records = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
             if not isinstance(obj, dict):
                 raise ValueError("not a JSON object")
+            _check_types(obj)
             records.append(Record.from_dict(obj))
-        except (ValueError, TypeError) as e:
-            raise RecordError(f"{path}:{lineno}: malformed record: {e}") from None
+        except (ValueError, TypeError, RecursionError) as e:
+            # A last line with no newline that is not even JSON: a record cut off mid-write.
+            cut = lineno == len(lines) and isinstance(e, json.JSONDecodeError)
+            cut = ("; it is the last line and cut short (a sweep stopped while writing it): a sweep with "
+                   "--resume or --append on this file sets it aside") if cut else ""
+            raise RecordError(f"{source}:{lineno}: malformed record: {e}{cut}") from None
     return records
+
+
+_FIELD_TYPES = typing.get_type_hints(Record)
+_JSON_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number", dict: "an object",
+               list: "an array", type(None): "null"}
+
+
+def _json_type(value) -> str:
+    return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+def _allowed(hint) -> tuple:
+    return typing.get_args(hint) or (hint,)  # int | None -> (int, NoneType)
+
+
+def _fits(value, hint) -> bool:
+    allowed = _allowed(hint)
+    # JSON true/false are Python bools, which are ints too: an integer field takes neither.
+    return isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+
+
+def _check_types(d: dict) -> None:
+    """Each field of the schema holds its declared JSON type, and the nested values that every
+    reader relies on (the median time, the GPU's identity) theirs: a wrong one is named here,
+    with its file and line, rather than failing a report later."""
+    for name, value in d.items():
+        hint = _FIELD_TYPES.get(name)
+        if hint is not None and not _fits(value, hint):
+            expected = " or ".join(_JSON_NAMES[t] for t in _allowed(hint))
+            raise ValueError(f"field {name!r} is {_json_type(value)}, not {expected}")
+    time_s = d.get("time_s")
+    if time_s is not None and type(time_s.get("p50")) not in (int, float):  # NaN allowed: re-checked on use
+        raise ValueError(f"time_s.p50 is {_json_type(time_s.get('p50'))}, not a number")
+    gpu = d.get("env", {}).get("gpu")
+    if gpu is not None and not isinstance(gpu, dict):
+        raise ValueError(f"env.gpu is {_json_type(gpu)}, not an object")
+    if gpu and not isinstance(gpu.get("uuid"), (str, type(None))):
+        raise ValueError(f"env.gpu.uuid is {_json_type(gpu['uuid'])}, not a string or null")
 
 
 def load_many(paths: Iterable[str | Path]) -> list[Record]:

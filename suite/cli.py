@@ -12,12 +12,15 @@ import argparse
 import datetime as _dt
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 
+from analysis.errors import AnalysisError
+from analysis.records import RecordError
 from suite.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from suite.interpreter import check_interpreter
-from suite.results import default_out, new_run_id
+from suite.results import continue_command, default_out, identity, new_run_id, prepare_output
 
 SWEEP_HELP = """\
 Run workloads over their cases on one GPU: each (workload, case, dtype,
@@ -81,12 +84,55 @@ examples:
 """
 
 
+SUSTAIN_HELP = """\
+Run one verified case back to back for minutes (--seconds), timing chunks of
+calls between CUDA events while NVML is read every few milliseconds in the
+background (SM and memory clocks, power, temperature, throttle reasons, the
+energy counter). One record is appended to --out with the time series and its
+summary: burst (the first --burst seconds) against steady state (the last half
+of the run): throughput, SM clock and power with their ratios, the dominant
+throttle reason and the time to reach steady state, and the joules per call
+where the energy counter measures them. The suite reads clocks and limits and
+never sets them. Needs a GPU.
+
+examples:
+  python -m suite sustain --workload gemm-square --case 8192x8192x8192 --dtype bf16 --impl torch.matmul --seconds 120
+  python -m suite sustain --workload stream-copy --case "2048 MiB" --seconds 60 --plot copy.png
+  python -m suite sustain --workload decode-layer --case "llama-3-8b B=64 ctx=8192" --impl torch --seconds 60
+"""
+
+
 def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of names, got {value!r}")
+    return items
+
+
+def _seconds(low: float, *, inclusive: bool):
+    """An argparse type: a number of seconds of at least (or above) `low`."""
+    def parse(value: str) -> float:
+        try:
+            x = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+        if not (x >= low if inclusive else x > low) or x != x or x == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be {'at least' if inclusive else 'more than'} {low:g} "
+                                             f"seconds, got {value}")
+        return x
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's errors as one line, like every other user error (its usage block would bury the
+    reason); subcommands inherit it."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m suite",
         description="Map a GPU's roofline as measured: Triton kernels and the vendor path, "
                     "swept over sizes, verified, timed, and set beside the spec sheet.",
@@ -109,7 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, metavar="FILE.jsonl",
                    help="results file to append to (default: results/<gpu>-<time>.jsonl)")
     s.add_argument("--resume", action="store_true",
-                   help="skip measurements already in --out (same workload, case, dtype, impl and GPU)")
+                   help="continue the sweep that wrote --out: skip the measurements it holds (same workload, "
+                        "case, dtype, impl and GPU); refused where its records come from another host, GPU or "
+                        "record schema")
+    s.add_argument("--append", action="store_true",
+                   help="add this run's records to an --out that already holds records (without --resume or "
+                        "--append a sweep refuses such a file)")
     s.add_argument("--device", type=int, default=0, metavar="N", help="CUDA device index (default 0)")
     s.add_argument("--all-gpus", action="store_true",
                    help="sweep every GPU of this machine at once, one process per GPU through torchrun; "
@@ -120,12 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--interpret", action="store_true",
                    help="no GPU needed: run the sweep's verification through Triton's interpreter on the "
                         "CPU at tiny sizes; timings are recorded as not meaningful")
-    s.add_argument("--settle", type=float, default=2.0, metavar="SECONDS",
+    s.add_argument("--settle", type=_seconds(0, inclusive=True), default=2.0, metavar="SECONDS",
                    help="run large matrix products this long first, so clocks and power reach their "
                         "steady state before measuring (default 2; 0 to skip)")
-    s.add_argument("--budget", type=float, default=0.2, metavar="SECONDS",
+    s.add_argument("--budget", type=_seconds(0, inclusive=False), default=0.2, metavar="SECONDS",
                    help="timed seconds per implementation and case, over 5 alternating rounds (default 0.2)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    s.add_argument("--retune", action="store_true",
+                   help="tune every kernel anew instead of taking the choices stored in the user's cache "
+                        "directory for this GPU and software (records say which they used)")
     s.add_argument("--list", action="store_true", help="list workloads, their families, dtypes and "
                    "implementations, and exit")
     s.add_argument("--dry-run", action="store_true", help="print the cases the sweep would run, and exit")
@@ -147,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--max-bytes", metavar="SIZE",
                     help="largest message (default 4GiB on GPUs, 64KiB with --cpu); sizes go up in x4 steps")
     co.add_argument("--dtype", default="bf16", metavar="DTYPE", help="payload type: bf16 (default), fp16, fp32")
-    co.add_argument("--budget", type=float, default=0.2, metavar="SECONDS",
+    co.add_argument("--budget", type=_seconds(0, inclusive=False), default=0.2, metavar="SECONDS",
                     help="timed seconds per collective and size (default 0.2)")
     co.add_argument("--out", type=Path, metavar="FILE.jsonl",
                     help="results file to append to (default: results/collectives-<gpu>-x<n>-<time>.jsonl)")
@@ -190,6 +244,46 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("env", help="show the conditions a sweep would record (GPU, clocks, limits, versions)")
     e.add_argument("--device", type=int, default=0, metavar="N")
     e.add_argument("--json", action="store_true", help="print the raw JSON block records carry")
+
+    # counters: hardware counters against the byte and FLOP models (options in suite/counters.py)
+    from suite import counters as counters_cmd
+    k = sub.add_parser("counters", help="Nsight Compute's DRAM and FLOP counters held against each case's "
+                       "byte and FLOP model", description=counters_cmd.HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    counters_cmd.add_arguments(k)
+    # sustain: one case back to back for minutes, burst against steady state (suite/sustain.py)
+    su = sub.add_parser("sustain", help="one case run back to back for minutes: burst against steady state, "
+                        "with clocks, power, throttle reasons and energy", description=SUSTAIN_HELP,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    su.add_argument("--workload", metavar="NAME", help="the workload to run (see 'sweep --list')")
+    su.add_argument("--case", metavar="LABEL", help="its case, by label or id as 'sweep --dry-run' shows them "
+                    "(default: the workload's largest quick case)")
+    su.add_argument("--dtype", metavar="DTYPE", help="data type (default: bf16 where the workload has it, else "
+                    "its first)")
+    su.add_argument("--impl", metavar="NAME", help="implementation (default: the workload's first for the dtype, "
+                    "the Triton kernel)")
+    su.add_argument("--seconds", type=float, default=180.0, help="how long to run it (default 180)")
+    su.add_argument("--burst", type=float, default=2.0, metavar="SECONDS",
+                    help="the burst window at the start (default 2; at most half of --seconds)")
+    su.add_argument("--chunk", type=float, default=0.2, metavar="SECONDS",
+                    help="calls timed between two CUDA events, in seconds (default 0.2)")
+    su.add_argument("--out", type=Path, metavar="FILE.jsonl",
+                    help="results file to append the record to (default: results/<gpu>-sustain-<time>.jsonl)")
+    su.add_argument("--plot", metavar="FILE.png|svg", help="draw throughput, SM clock and power over time")
+    su.add_argument("--device", type=int, default=0, metavar="N", help="CUDA device index (default 0)")
+    su.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    su.add_argument("--no-report", action="store_true", help="do not print the burst/steady table at the end")
+    # pages: the results page of each GPU, from the committed results files and their manifest (analysis/pages.py)
+    pg = sub.add_parser("pages", help="write each GPU's results page from the results files and their manifest; "
+                        "no GPU needed",
+                        description="Write docs/results/<gpu>.md for every GPU the manifest names: its results "
+                                    "files, what each is, the command and code that made it, its roofline plot "
+                                    "and its report. The same manifest and records give the same pages.")
+    pg.add_argument("--manifest", type=Path, default=Path("benchmarks/results/manifest.json"), metavar="FILE.json",
+                    help="the manifest (default: benchmarks/results/manifest.json)")
+    pg.add_argument("--out", type=Path, metavar="DIR", help="write the pages here instead of the manifest's folder")
+    pg.add_argument("--check", action="store_true",
+                    help="write nothing; exit 1 naming the pages that differ from what the manifest gives")
     return p
 
 
@@ -208,7 +302,20 @@ def _select(workloads: dict, only: list[str] | None, skip: list[str]):
     return [w for w in workloads.values() if (only is None or hit(w, only)) and not hit(w, skip)]
 
 
+def _check_sweep_args(args) -> None:
+    """What the arguments alone make wrong, refused before torch is imported."""
+    if args.interpret and (args.quick or args.full):
+        flag = "--quick" if args.quick else "--full"
+        raise UsageError(f"{flag} does not apply to --interpret, which runs every workload at its own tiny "
+                         f"interpreter sizes (timings not meaningful); drop {flag}")
+    if args.resume and args.out is None:
+        raise UsageError("--resume needs --out naming an existing results file")
+    if args.nproc is not None and not args.all_gpus:
+        raise UsageError("--nproc needs --all-gpus")
+
+
 def cmd_sweep(args) -> int:
+    _check_sweep_args(args)
     if args.interpret:
         # Read by triton when kernels are decorated, so set before they are imported.
         os.environ["TRITON_INTERPRET"] = "1"
@@ -252,13 +359,9 @@ def cmd_sweep(args) -> int:
         if not 0 <= args.device < torch.cuda.device_count():
             raise UsageError(f"--device {args.device} does not exist: this machine has "
                              f"{torch.cuda.device_count()} CUDA device(s), 0..{torch.cuda.device_count() - 1}")
-    if args.nproc is not None and not args.all_gpus:
-        raise UsageError("--nproc needs --all-gpus")
     from suite import distributed
     if args.all_gpus or distributed.under_torchrun():
         return distributed.sweep(args, tasks, mode)
-    if args.resume and (args.out is None or not args.out.exists()):
-        raise UsageError("--resume needs --out naming an existing results file")
     check_interpreter(args)
 
     from suite import env as env_mod
@@ -269,20 +372,24 @@ def cmd_sweep(args) -> int:
     if not args.interpret:
         torch.cuda.set_device(args.device)
     env = env_mod.collect(None if args.interpret else args.device, interpret=args.interpret,
-                          command="python -m suite " + " ".join(args.argv))
+                          command="python -m suite " + shlex.join(args.argv))
     env["settle_s"] = 0.0 if args.interpret else args.settle
     out = args.out or default_out(env["gpu"]["name"], mode)
+    prepare_output(out, resume=args.resume, append=args.append, machine={identity(env)})
     ctx = runner.Context(device=device, env=env, interpret=args.interpret,
                          policy=timing.TimingPolicy(budget_s=args.budget), run_id=new_run_id(),
                          seed=args.seed, nvml=None if args.interpret else nvml_handle(args.device))
-    print(f"sweep: {len(tasks)} cases ({mode}) on {env['gpu']['name']} -> {out}", file=sys.stderr)
+    store = runner.configure_tuning(ctx, retune=args.retune)
+    print(f"sweep: {len(tasks)} cases ({mode}) on {env['gpu']['name']} -> {out}"
+          + (f" (tuning choices: {store})" if store else ""), file=sys.stderr)
     try:
         if not args.interpret:
             runner.settle(args.settle, device)
         writer = runner.run_sweep(tasks, ctx, out, resume=args.resume, progress=not args.no_progress)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: the records measured so far are in {out}; "
-              f"continue with: python -m suite sweep ... --out {out} --resume", file=sys.stderr)
+        print(f"\ninterrupted: the records measured so far are in {out}; continue with: "
+              f"{continue_command(args.argv, out, out_given=args.out is not None, resumed=args.resume)}",
+              file=sys.stderr)
         return EXIT_INTERRUPTED
     print(f"sweep: wrote {writer.count} records to {out}", file=sys.stderr)
     if not args.no_report:
@@ -377,21 +484,110 @@ COMMANDS = {"sweep": cmd_sweep, "collectives": cmd_collectives, "report": cmd_re
             "specs": cmd_specs, "env": cmd_env}
 
 
+# counters: hardware counters against the models (suite/counters.py)
+def cmd_counters(args) -> int:
+    from suite import counters
+    return counters.main(args)
+
+
+COMMANDS["counters"] = cmd_counters
+
+
+# sustain: one case back to back, burst against steady state (suite/sustain.py)
+def cmd_sustain(args) -> int:
+    _import_torch()
+    from suite import sustain
+    return sustain.main(args)
+
+
+COMMANDS["sustain"] = cmd_sustain
+
+
+# pages: results pages from the results files and their manifest (analysis/pages.py)
+def cmd_pages(args) -> int:
+    from analysis import pages
+    if not args.check:
+        for path in pages.generate(args.manifest, args.out):
+            print(path)
+        return 0
+    if args.out is not None:
+        raise UsageError("--check compares the pages in the manifest's own folder; it takes no --out")
+    stale = pages.stale(args.manifest)
+    if stale:
+        print(f"pages out of date: {', '.join(stale)}; regenerate them with: python -m suite pages", file=sys.stderr)
+        return 1
+    print("pages are current")
+    return 0
+
+
+COMMANDS["pages"] = cmd_pages
+
+
+# `report ... | head`: the reader went away; end as a tool killed by SIGPIPE would, silently.
+EXIT_BROKEN_PIPE = 128 + 13
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    argv = sys.argv[1:] if argv is None else argv
-    args = parser.parse_args(argv)
-    args.argv = argv  # recorded in each record's env, so a results file names the command that made it
-    if not args.command:
-        parser.print_help()
-        return EXIT_USAGE
+    """Run one command. However it ends on a user's input or machine, it ends in one line on
+    stderr, never a traceback: a usage, input or output error exits 2, Ctrl-C 130 (at any moment,
+    imports included), a closed stdout quietly."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = None
     try:
-        return COMMANDS[args.command](args)
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except ValueError as e:  # RecordError, AnalysisError: a bad file or name, explained in one line
-        if type(e).__module__.startswith("analysis"):
-            print(f"error: {e}", file=sys.stderr)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        args.argv = argv  # recorded in each record's env, so a results file names the command that made it
+        if not args.command:
+            parser.print_help()
             return EXIT_USAGE
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return status
+    except UsageError as e:
+        return _fail(str(e))
+    except (AnalysisError, RecordError) as e:  # a bad results file, spec name or format
+        return _fail(str(e))
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as e:  # writing --out or --plot: a directory, under a file, unwritable, a full disk
+        return _fail(_os_error(e, args))
+    except ValueError as e:
+        if type(e).__module__.startswith("analysis"):  # analysis's own errors: explained in one line
+            return _fail(str(e))
         raise
+
+
+def _fail(message: str) -> int:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _os_error(e: OSError, args) -> str:
+    reason = e.strerror or str(e)
+    where = Path(os.fsdecode(e.filename)) if e.filename else None
+    for option in ("out", "plot"):
+        path = getattr(args, option, None)
+        if path is None:
+            continue
+        path = Path(path)
+        if where is None or where == path:
+            return f"cannot write --{option} {path}: {reason}"
+        if where in path.parents:  # making its directory failed
+            return f"cannot write --{option} {path}: " + (f"{where} is a file, not a directory" if where.is_file()
+                                                           else f"{where}: {reason}")
+    return f"{where}: {reason}" if where else reason
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush finds nothing to fail on."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test's capture): nothing to flush
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)

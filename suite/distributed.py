@@ -46,7 +46,8 @@ from pathlib import Path
 
 from suite.errors import UsageError
 from suite.interpreter import check_interpreter
-from suite.results import RecordWriter, default_out, new_run_id, recorded_keys
+from suite.results import (RecordWriter, continue_command, default_out, new_run_id, prepare_output,
+                           recorded_keys)
 
 MULTICAST_OFF = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
 
@@ -254,25 +255,33 @@ def _launch_sweep(args, mode: str) -> int:
         raise UsageError(f"--nproc must be at least 1, got {nproc}")
     name = "cpu" if args.interpret else torch.cuda.get_device_name(0)
     out = args.out or default_out(f"{name} x{nproc}", mode)
-    if args.resume and (args.out is None or not (out.exists() or part_files(out))):
-        raise UsageError("--resume needs --out naming an existing results file (or one whose part files "
-                         "an interrupted --all-gpus sweep left)")
     check_interpreter(args)
+    # --out and the part files an interrupted run left follow one file's rules (suite.results).
+    prepare_output(out, resume=args.resume, append=args.append, machine=_machine(nproc, args.interpret, gpus),
+                   parts=part_files(out))
     argv = list(args.argv) + ([] if args.out else ["--out", str(out)])
+    again = continue_command(args.argv, out, out_given=args.out is not None, resumed=args.resume)
     print(f"sweep: {nproc} process(es) through torchrun, one per GPU, gathered into {out}", file=sys.stderr)
     try:
         failure = launch(argv, nproc)
     except Interrupted:
         print(f"\ninterrupted: the records measured so far are in {_describe_parts(out)}; continue with: "
-              f"python -m suite {shlex.join(argv)} --resume", file=sys.stderr)
+              f"{again}", file=sys.stderr)
         return 130
     if failure is None:
         return 0
-    resume = "" if args.resume else " --resume"
     print(f"error: the sweep did not finish: {failure}; the other ranks were stopped; records measured so "
-          f"far: {_describe_parts(out)}; continue with: python -m suite {shlex.join(argv)}{resume}",
-          file=sys.stderr)
+          f"far: {_describe_parts(out)}; continue with: {again}", file=sys.stderr)
     return EXIT_FAILED
+
+
+def _machine(nproc: int, interpret: bool, gpus: int) -> set[tuple]:
+    """The (host, GPU UUID) of every rank this launch starts (ranks share GPUs beyond the count)."""
+    host = socket.gethostname()
+    if interpret:
+        return {(host, None)}
+    from suite.env import gpu_info
+    return {(host, gpu_info(i)["uuid"]) for i in range(min(nproc, gpus))}
 
 
 def _describe_parts(out: Path) -> str:
@@ -320,6 +329,7 @@ def _sweep_rank(args, tasks, mode: str) -> int:
         ctx = runner.Context(device=device, env=env, interpret=interpret,
                              policy=timing.TimingPolicy(budget_s=args.budget), run_id=run_id, seed=args.seed,
                              nvml=None if interpret else nvml_handle(index))
+        runner.configure_tuning(ctx, retune=getattr(args, "retune", False))
         if me.rank == 0:
             print(f"sweep: {len(tasks)} cases ({mode}) on each of {me.world_size} ranks -> {out} "
                   f"(progress of rank 0)", file=sys.stderr)

@@ -8,6 +8,7 @@ against simulated collectives, where a broken one must fail.
 """
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 import torch
 
 from analysis.collectives import bus_factor, busbw
-from analysis.records import load
+from analysis.records import dump, load
 from suite import collectives as coll
 from suite import distributed
 from suite.cli import UsageError, main
@@ -69,26 +70,89 @@ def test_sweep_all_gpus_at_world_size_8(tmp_path, working_interpreter):
     assert sorted({r.env["local_rank"] for r in load(out)}) == list(range(8))
 
 
-def test_killed_rank_stops_the_others_and_its_records_survive(tmp_path, working_interpreter):
-    """torchrun stops the survivors; each says so in one line; --resume finishes the file."""
-    out = tmp_path / "k.jsonl"
-    p = _run(SWEEP + ["--nproc", "2", "--out", str(out)], script=CRASHING,
-             env={"CRASH_RANK": "1", "CRASH_HOW": "kill"})
-    assert p.returncode == 1
+def _check_killed_rank(p: subprocess.CompletedProcess, out: Path) -> str:
+    """What `sweep --all-gpus` shows when rank 1 is SIGKILLed after its first case, whichever way
+    the race between torchrun's SIGTERM and rank 0's own sweep goes: rank 0, still measuring, is
+    stopped by torchrun (its whole records so far kept); or, done already and waiting to gather,
+    it sees its peer's connection close first ("lost contact"), all its records in its part file.
+    Either way: one line from rank 0, the launcher's last line names rank 1, both part files and
+    the command to continue; nothing gathered, no traceback. Returns that command."""
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr, p.stderr
     errors = _error_lines(p.stderr)
-    assert any(ln.startswith("error: rank 0 of 2") and "stopped by torchrun" in ln for ln in errors), p.stderr
-    last = errors[-1]
-    assert "rank 1 was killed by SIGKILL" in last and "--resume" in last
+    rank0 = [ln for ln in errors if ln.startswith("error: rank 0 of 2")]
+    assert len(rank0) == 1, p.stderr
+    stopped = "stopped by torchrun because another rank failed or was killed" in rank0[0]
+    assert stopped or "lost contact with another rank" in rank0[0], rank0[0]
     parts = distributed.part_files(out)
-    assert [p.name for p in parts] == ["k.jsonl.rank0.part", "k.jsonl.rank1.part"]
-    assert all(str(part) in last for part in parts)
+    assert [x.name for x in parts] == [f"{out.name}.rank0.part", f"{out.name}.rank1.part"]
+    assert str(parts[0]) in rank0[0]
+    last = errors[-1]
+    assert last.startswith("error: the sweep did not finish: rank 1 was killed by SIGKILL"), last
+    assert all(f"{x} ({len(load(x))} records)" in last for x in parts), last
     assert len(load(parts[1])) == 2  # what rank 1 wrote before it died
-    load(parts[0])  # whatever rank 0 had written when it was stopped: whole records
+    if not stopped:
+        assert len(load(parts[0])) == 6  # rank 0 had finished its sweep: everything kept
     assert not out.exists()
+    command = last.split("; continue with: ", 1)[1]
+    assert command.startswith("python -m suite ")
+    return command
 
-    p = _run(SWEEP + ["--nproc", "2", "--out", str(out), "--resume"])
+
+def test_killed_rank_stops_the_others_and_its_records_survive(tmp_path, working_interpreter):
+    """torchrun stops the survivors; each says so in one line; the command it prints finishes the file."""
+    out = tmp_path / "k.jsonl"
+    argv = SWEEP + ["--nproc", "2", "--out", str(out)]
+    p = _run(argv, script=CRASHING, env={"CRASH_RANK": "1", "CRASH_HOW": "kill"})
+    command = _check_killed_rank(p, out)
+    assert shlex.split(command)[3:] == argv + ["--resume"]
+
+    p = _run(shlex.split(command)[3:])
     assert p.returncode == 0, p.stderr
     _check_gathered(out, world=2, cases=3, runs=2)  # the interrupted run's records kept, not redone
+
+
+def _fake_kill_outcome(tmp_path, rank0_line: str, rank0_records: int, last: str | None = None, extra: str = ""):
+    out = tmp_path / "k.jsonl"
+    parts = [distributed.part_path(out, r) for r in (0, 1)]
+    for part, n in zip(parts, (rank0_records, 2)):
+        part.write_text("".join(dump(_record(i)) + "\n" for i in range(n)))
+    rank0_line = rank0_line.format(part0=parts[0])
+    last = last or (f"error: the sweep did not finish: rank 1 was killed by SIGKILL; the other ranks were stopped; "
+                    f"records measured so far: {parts[0]} ({rank0_records} records), {parts[1]} (2 records); "
+                    f"continue with: python -m suite sweep --out {out} --resume")
+    stderr = f"sweep: 2 process(es)\n{extra}{rank0_line}\n{last}\n"
+    return subprocess.CompletedProcess([], 1, "", stderr), out
+
+
+def _record(i: int):
+    from analysis.records import Record
+    return Record(workload="stream-copy", family="streaming", impl="triton", vendor=False, dtype="fp32",
+                  params={"array_bytes": i}, case=f"array_bytes={i}", label=str(i), status="ok")
+
+
+STOPPED = ("error: rank 0 of 2 (h): stopped by torchrun because another rank failed or was killed; this rank's "
+           "records so far are in {part0}")
+LOST = ("error: rank 0 of 2 (h): lost contact with another rank (it failed, was killed or hangs): RuntimeError: "
+        "[Rank 0]: Ranks 1 failed to pass monitoredBarrier; the records could not be gathered; this rank's are "
+        "in {part0}")
+
+
+@pytest.mark.parametrize("line, n", [(STOPPED, 4), (STOPPED, 6), (LOST, 6)])
+def test_each_legitimate_outcome_of_the_kill_race_passes(tmp_path, line, n):
+    _check_killed_rank(*_fake_kill_outcome(tmp_path, line, n))
+
+
+@pytest.mark.parametrize("line, n, last, extra", [
+    (LOST, 4, None, ""),  # lost contact at the gather, yet its sweep unfinished: records lost
+    ("error: rank 0 of 2 (h): failed: OSError: disk full; this rank's records so far are in {part0}", 4, None, ""),
+    ("sweep: rank 0 said nothing", 4, None, ""),
+    (STOPPED, 4, "error: the sweep did not finish: rank 0 exited with status 1 (its message is above)", ""),
+    (STOPPED, 4, None, "Traceback (most recent call last):\n"),
+])
+def test_a_wrong_outcome_of_the_kill_race_fails(tmp_path, line, n, last, extra):
+    with pytest.raises(AssertionError):
+        _check_killed_rank(*_fake_kill_outcome(tmp_path, line, n, last, extra))
 
 
 def _free_port() -> int:
@@ -198,6 +262,93 @@ def test_wrong_collective_output_is_a_failed_record_not_a_figure(tmp_path):
         assert r.status == "failed" and r.time_s is None and r.bytes_per_s is None
         assert r.reason.startswith("verification failed on rank(s) 1: rel_err")
         assert r.verify["per_rank_rel_err"][0] <= r.verify["tolerance"] < r.verify["per_rank_rel_err"][1]
+
+
+# ---------------------------------------------------------------- --out and part files: the results-file rules
+
+LAUNCH = SWEEP + ["--nproc", "2"]
+
+
+@pytest.fixture
+def launcher(monkeypatch):
+    """`sweep --all-gpus` in this process up to torchrun: the launcher's checks run, no worker
+    starts. Returns the argv lists torchrun would have been given."""
+    from suite import interpreter
+    monkeypatch.setenv("TRITON_INTERPRET", os.environ.get("TRITON_INTERPRET", "0"))
+    monkeypatch.setattr(interpreter, "interpreter_problem", lambda: None)
+    launched = []
+    monkeypatch.setattr(distributed, "launch", lambda argv, nproc: launched.append(argv))
+    return launched
+
+
+def _records(path: Path, n: int, host: str = socket.gethostname()) -> None:
+    recs = [_record(i) for i in range(n)]
+    for r in recs:
+        r.env = {"host": host, "gpu": {"uuid": None, "index": 0}}
+    path.write_text("".join(dump(r) + "\n" for r in recs))
+
+
+def _one_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0], err
+    return err[0]
+
+
+def test_all_gpus_refuses_an_out_with_records_unless_told(tmp_path, capsys, launcher):
+    out = tmp_path / "r.jsonl"
+    _records(out, 3)
+    assert main(LAUNCH + ["--out", str(out)]) == 2
+    assert "already holds 3 records: add --resume" in _one_error(capsys)
+    assert main(LAUNCH + ["--out", str(out), "--append"]) == 0
+    assert main(LAUNCH + ["--out", str(out), "--resume"]) == 0
+    assert len(launcher) == 2
+
+
+def test_all_gpus_refuses_the_part_files_of_an_interrupted_run_unless_resumed(tmp_path, capsys, launcher):
+    out = tmp_path / "r.jsonl"
+    part = distributed.part_path(out, 1)
+    _records(part, 2)
+    assert main(LAUNCH + ["--out", str(out)]) == 2
+    line = _one_error(capsys)
+    assert f"part files of an interrupted --all-gpus sweep: {part} (2 records); add --resume" in line
+    assert launcher == []
+
+
+def test_all_gpus_resume_refuses_part_files_from_another_host(tmp_path, capsys, launcher):
+    out = tmp_path / "r.jsonl"
+    _records(distributed.part_path(out, 0), 2, host="another-node")
+    assert main(LAUNCH + ["--out", str(out), "--resume"]) == 2
+    assert "measured on host 'another-node'" in _one_error(capsys)
+    assert launcher == []
+
+
+def test_all_gpus_sets_a_cut_part_line_aside_before_the_ranks_append(tmp_path, capsys, launcher):
+    out = tmp_path / "r.jsonl"
+    part = distributed.part_path(out, 0)
+    _records(part, 2)
+    whole = part.read_bytes()
+    with open(part, "ab") as f:
+        f.write(b'{"workload": "stream-copy", "fam')
+    assert main(LAUNCH + ["--out", str(out), "--resume"]) == 0
+    assert part.read_bytes() == whole
+    [side] = tmp_path.glob(f"{part.name}.partial-*")
+    assert side.read_bytes() == b'{"workload": "stream-copy", "fam'
+    assert str(side) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("resumed", [False, True])
+def test_all_gpus_interrupt_prints_the_whole_command(tmp_path, capsys, monkeypatch, launcher, resumed):
+    out = tmp_path / "r.jsonl"
+    _records(out, 1)
+
+    def interrupted(argv, nproc):
+        raise distributed.Interrupted()
+    monkeypatch.setattr(distributed, "launch", interrupted)
+    argv = LAUNCH + ["--out", str(out), "--resume" if resumed else "--append"]
+    assert main(argv) == 130
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    command = last.split("; continue with: ", 1)[1]
+    assert shlex.split(command) == ["python", "-m", "suite", *argv] + ([] if resumed else ["--resume"])
 
 
 # ---------------------------------------------------------------- arguments
