@@ -66,6 +66,20 @@ def source_digest(root: str | None = None) -> str:
     return h.hexdigest()[:16]
 
 
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """The host CPU's model name (launch and host overheads depend on it as much as on the GPU):
+    Linux's /proc/cpuinfo "model name", else what the platform reports, else None."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or None
+
+
 def _distributed() -> dict:
     return {"rank": int(os.environ.get("RANK", 0)), "world_size": int(os.environ.get("WORLD_SIZE", 1)),
             "local_rank": int(os.environ.get("LOCAL_RANK", 0))}
@@ -97,7 +111,49 @@ def gpu_info(index: int) -> dict:
                 info[key] = read()
             except Exception:
                 pass  # a reading NVML refuses stays None: unknown, not guessed
+    info.update(clock_settings(h, pynvml, info.get("power_limit_w"), info.get("default_power_limit_w")))
     return info
+
+
+def clock_settings(h, nvml, power_limit_w, default_power_limit_w) -> dict:
+    """Whether the GPU runs under a user's clock or power setting, as NVML reports it (read only: the
+    suite never sets clocks or limits). None where NVML cannot tell.
+
+    applications_clocks_set: the application clocks differ from their defaults.
+    clocks_locked: NVML has no getter for locked clocks. True: its clock-event reason for a clock
+      setting (raised by application clocks and locked clocks alike) is active while the application
+      clocks are at their defaults, so a lock holds the clocks. False: no setting holds them now (a
+      lock at clocks the GPU would not exceed anyway does not show). None: application clocks are
+      set (the two cannot be told apart) or the reason cannot be read.
+    power_limit_below_default: the enforced power limit is below the default limit.
+    """
+    out = {"applications_clocks_mhz": None, "default_applications_clocks_mhz": None,
+           "applications_clocks_set": None, "clocks_locked": None, "power_limit_below_default": None}
+    if power_limit_w is not None and default_power_limit_w is not None:
+        out["power_limit_below_default"] = power_limit_w < default_power_limit_w
+    if h is None or nvml is None:
+        return out
+    try:
+        domains = (nvml.NVML_CLOCK_SM, nvml.NVML_CLOCK_MEM)
+        app = [nvml.nvmlDeviceGetApplicationsClock(h, c) for c in domains]
+        default = [nvml.nvmlDeviceGetDefaultApplicationsClock(h, c) for c in domains]
+        out["applications_clocks_mhz"], out["default_applications_clocks_mhz"] = app, default
+        out["applications_clocks_set"] = app != default
+    except Exception:
+        pass  # not supported on this GPU: unknown
+    try:
+        fn = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
+            nvml.nvmlDeviceGetCurrentClocksThrottleReasons
+        setting = getattr(nvml, "nvmlClocksEventReasonApplicationsClocksSetting", None) or \
+            nvml.nvmlClocksThrottleReasonApplicationsClocksSetting
+        active = bool(int(fn(h)) & setting)
+    except Exception:
+        return out
+    if not active:
+        out["clocks_locked"] = False
+    elif out["applications_clocks_set"] is False:
+        out["clocks_locked"] = True
+    return out
 
 
 def _str(v) -> str:
@@ -106,8 +162,8 @@ def _str(v) -> str:
 
 def collect(device_index: int | None, interpret: bool = False, command: str | None = None) -> dict:
     """The `env` block every record carries."""
-    env = {"host": socket.gethostname(), "interpret": interpret, **_distributed(), **_versions(),
-           "command": command if command is not None else " ".join(sys.argv)}
+    env = {"host": socket.gethostname(), "cpu": cpu_model(), "interpret": interpret, **_distributed(),
+           **_versions(), "command": command if command is not None else " ".join(sys.argv)}
     if interpret or device_index is None:
         env["gpu"] = {"index": None, "name": "cpu (Triton interpreter)", "uuid": None, "cc": None,
                       "sm_count": None, "l2_bytes": None, "mem_bytes": None}

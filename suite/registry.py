@@ -89,6 +89,9 @@ class Workload:
     # How the report tables this workload's records (a view of analysis.views); the family's
     # name when empty.
     view: str = ""
+    # Dtypes of the quick sweep, where it runs fewer than `dtypes` (a map in a minute needs
+    # each family's ceilings once, not every dtype of every case); None: all of them.
+    quick_dtypes: tuple[str, ...] | None = None
     # "memory" or "compute": the workload's records set that measured ceiling (streaming sets
     # the memory roofs, GEMMs the compute roofs); "traced": its records trace a roofline of their
     # own (the intensity sweep) and are neither ceilings nor placed; "": its cases are placed
@@ -101,6 +104,9 @@ class Workload:
 
     def case_label(self, params: Params) -> str:
         return self.label(params) if self.label else case_id(params)
+
+    def dtypes_for(self, mode: str) -> tuple[str, ...]:
+        return self.quick_dtypes if mode == "quick" and self.quick_dtypes else self.dtypes
 
     def impls_for(self, dtype: str) -> list[Impl]:
         return [i for i in self.impls if i.dtypes is None or dtype in i.dtypes]
@@ -122,11 +128,13 @@ def register(workload: Workload) -> Workload:
     bad = [i.name for i in workload.impls if i.role not in ROLES]
     if bad:
         raise ValueError(f"workload {workload.name!r}: implementation(s) {bad} have a role outside {ROLES}")
+    if workload.quick_dtypes and not set(workload.quick_dtypes) <= set(workload.dtypes):
+        raise ValueError(f"workload {workload.name!r}: quick dtypes {workload.quick_dtypes} not among {workload.dtypes}")
     missing = set(SWEEP_MODES) - set(workload.cases)
     if missing:
         raise ValueError(f"workload {workload.name!r} has no cases for {sorted(missing)}")
     # The full sweep supersedes the quick one: a full results file must hold
-    # every case a quick run measures (the issues' target cases are quick cases).
+    # every case a quick run measures.
     full_ids = {case_id(p) for p in workload.cases["full"]}
     not_full = [case_id(p) for p in workload.cases["quick"] if case_id(p) not in full_ids]
     if not_full:

@@ -13,10 +13,8 @@ import datetime as _dt
 import gc
 import itertools
 import math
-import os
 import sys
 import time
-import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +25,7 @@ import torch
 from analysis.records import Record, gpu_key
 from suite import timing, verify
 from suite.results import RecordWriter, recorded_keys
-from suite.dtypes import DTYPES, unsupported_reason
+from suite.dtypes import unsupported_reason
 from suite.registry import Impl, Skip, Workload, case_id
 from suite.telemetry import Sampler
 
@@ -55,7 +53,7 @@ def plan(workloads: Iterable[Workload], mode: str, dtypes: Iterable[str] | None 
         for params in w.cases[mode]:
             if sizes and w.case_label(params) not in sizes and case_id(params) not in sizes:
                 continue
-            for d in w.dtypes:
+            for d in w.dtypes_for(mode):
                 if dtypes is None or d in dtypes:
                     tasks.append(Task(w, dict(params), d))
     return tasks
@@ -288,11 +286,11 @@ def run_task(task: Task, ctx: Context, write: Callable[[Record], None], done: se
                 records.append(make_record(task, ctx, v.impl, "failed", "timing: " + describe_error(result),
                                            verify=v.check, config=v.config, wall=wall))
             else:
-                t, telemetry = result
+                t, telemetry, energy = result
                 # input_sets > 1: the data rotated past L2, so the figure is a DRAM one.
                 record = make_record(task, ctx, v.impl, "ok", time_s=timing.summarize(t.samples, t.round_p50),
                                      timing={**t.describe(), "input_sets": len(prepared.sets)},
-                                     verify=v.check, config=v.config, telemetry=telemetry, wall=wall)
+                                     verify=v.check, config=v.config, telemetry=telemetry, energy=energy, wall=wall)
                 if t.launches is not None:  # counted in its captured graph: what the call really launches
                     record.launches = round(t.launches)
                 records.append(record)
@@ -311,7 +309,7 @@ def _time(fns: dict[str, Callable[[], object]], ctx: Context, n_sets: int) -> di
     """Time the verified implementations together (alternating); if that fails,
     each alone, so a failure is pinned on the implementation that caused it."""
     if ctx.interpret:
-        return {n: (t, None) for n, t in timing.time_on_cpu(fns).items()}
+        return {n: (t, None, None) for n, t in timing.time_on_cpu(fns).items()}
     try:
         return _time_group(fns, ctx, n_sets)
     except Exception:
@@ -329,7 +327,8 @@ def _time(fns: dict[str, Callable[[], object]], ctx: Context, n_sets: int) -> di
 def _time_group(fns, ctx: Context, n_sets: int) -> dict[str, tuple]:
     with Sampler(ctx.nvml) as sampler:
         timings = timing.time_on_gpu(fns, ctx.policy, inner_multiple=n_sets)
-    return {n: (t, sampler.summary(t.intervals)) for n, t in timings.items()}
+    return {n: (t, sampler.summary(t.intervals), sampler.energy(t.intervals, calls=len(t.samples) * t.inner))
+            for n, t in timings.items()}
 
 
 def run_sweep(tasks: list[Task], ctx: Context, out_path: Path, resume: bool, progress: bool = True) -> RecordWriter:

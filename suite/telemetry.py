@@ -1,12 +1,20 @@
 """What the GPU was doing while it was measured: NVML sampled in a background thread.
 
-Clocks, power, temperature and clock-event ("throttle") reasons are sampled
-every few milliseconds over a whole case; each implementation's record gets the
-samples that fall inside its own timed intervals. Throttle reason names come
-from pynvml's constants, not from a table of ours.
+Clocks, power, temperature, clock-event ("throttle") reasons and the total
+energy counter are sampled every few milliseconds over a whole case; each
+implementation's record gets the samples that fall inside its own timed
+intervals. Throttle reason names come from pynvml's constants, not from a table
+of ours.
+
+Energy comes from NVML's total-energy counter (millijoules since the driver
+loaded), never from power readings: the counter changes in steps, and the
+energy of an interval is bracketed by the readings around it (see
+`counter_energy`). Where the counter is missing or the window too short for its
+steps, the record says "not measured" and why.
 """
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 
@@ -16,6 +24,15 @@ try:
     import pynvml
 except ImportError:  # nvidia-ml-py is a dependency, but reports must not need it
     pynvml = None
+
+# The largest relative half-width of an energy bracket that is still reported as a measurement.
+MAX_ENERGY_UNCERTAINTY = 0.05
+# After a case, the sampler waits at most this long for the energy counter to step once more,
+# so that the readings bracket the case's last interval.
+ENERGY_TAIL_S = 1.0
+# Fewest counter steps from which its update period (its resolution) is measured.
+MIN_COUNTER_STEPS = 3
+ENERGY_METHOD = "nvml total energy counter"
 
 
 def _reason_bits() -> dict[int, str]:
@@ -45,8 +62,13 @@ def _snake(name: str) -> str:
 
 
 def decode_reasons(mask: int) -> list[str]:
+    """The clock-event reasons set in `mask`, in words; a bit pynvml has no name for is kept as
+    its hex value rather than dropped."""
     bits = _reason_bits()
-    return sorted(bits[b] for b in bits if mask & b)
+    named = sorted(bits[b] for b in bits if mask & b)
+    rest = mask & ~sum(bits)
+    unknown = [f"unknown_{1 << i:#x}" for i in range(rest.bit_length()) if rest >> i & 1]
+    return named + unknown
 
 
 def nvml_handle(torch_index: int):
@@ -69,24 +91,112 @@ def nvml_handle(torch_index: int):
         return None
 
 
+def _not_measured(why: str, **known) -> dict:
+    return {"not_measured": why, **known}
+
+
+def counter_energy(readings, intervals, calls: int) -> dict:
+    """Energy of `calls` calls made inside the host-time `intervals` [(t0, t1) unix seconds],
+    from time-ordered readings [(t, millijoules)] of NVML's total-energy counter.
+
+    The counter steps at its own update period. For each interval the readings give a bracket:
+    the energy between the last reading before t0 and the first step seen wholly after t1 is at
+    least the interval's; the energy between the first step seen wholly after t0 and the last
+    reading before t1 is at most it. The figure is the middle of the summed brackets, stated with
+    their relative half-width; above MAX_ENERGY_UNCERTAINTY it is not a measurement.
+
+    Returns either
+        {"joules_per_call", "watts" (mean over the intervals), "joules" (all calls), "calls",
+         "window_s" (summed interval lengths), "uncertainty" (relative half-width of the bracket),
+         "counter_resolution_s" (median time between the counter's steps, as read),
+         "reading_period_s" (median time between readings),
+         "min_window_s" (the shortest single window the resolution allows within MAX_ENERGY_UNCERTAINTY:
+                         each end of a window adds about one step and two reading periods to the
+                         bracket, so (resolution + 2 x reading period) / MAX_ENERGY_UNCERTAINTY),
+         "max_uncertainty" (MAX_ENERGY_UNCERTAINTY), "method": "nvml total energy counter"}
+    or {"not_measured": why, and whichever of the figures above are known}.
+    """
+    pts = [(float(t), int(e)) for t, e in readings if e is not None]
+    window = float(sum(t1 - t0 for t0, t1 in intervals))
+    if not intervals or window <= 0:
+        return _not_measured("no timed interval")
+    if calls <= 0:
+        return _not_measured("no calls in the window", window_s=window)
+    if len(pts) < 2:
+        return _not_measured("fewer than two readings of the energy counter", window_s=window)
+    t = np.asarray([p[0] for p in pts])
+    e = np.asarray([p[1] for p in pts], dtype=np.int64)
+    if np.any(np.diff(e) < 0):
+        return _not_measured("the energy counter went backwards (driver reloaded?)", window_s=window)
+    steps = np.flatnonzero(np.diff(e)) + 1  # reading i saw a step made after reading i-1
+    period = float(np.median(np.diff(t)))
+    if len(steps) < MIN_COUNTER_STEPS:
+        return _not_measured(f"the energy counter stepped {len(steps)} time(s) in {t[-1] - t[0]:.3f} s of "
+                             f"readings: too few to measure its resolution", window_s=window,
+                             reading_period_s=period)
+    resolution = float(np.median(np.diff(t[steps])))
+    known = {"window_s": window, "counter_resolution_s": resolution, "reading_period_s": period,
+             "min_window_s": (resolution + 2 * period) / MAX_ENERGY_UNCERTAINTY,
+             "max_uncertainty": MAX_ENERGY_UNCERTAINTY}
+    low = high = 0
+    seen_before = t[steps - 1]  # a step seen at reading i was made after reading i-1
+    for t0, t1 in intervals:
+        before = np.flatnonzero(t <= t0)
+        after = steps[seen_before >= t1]
+        if not len(before) or not len(after):
+            return _not_measured("the counter's readings do not bracket the window (sampling started after it "
+                                 "or stopped before the counter stepped past it)", **known)
+        high += int(e[after[0]] - e[before[-1]])
+        inner, last = steps[seen_before >= t0], np.flatnonzero(t <= t1)
+        if len(inner) and last[-1] >= inner[0]:
+            low += int(e[last[-1]] - e[inner[0]])
+    if high <= 0:
+        return _not_measured("the energy counter did not advance over the window", **known)
+    uncertainty = (high - low) / (high + low)
+    if uncertainty > MAX_ENERGY_UNCERTAINTY:
+        return _not_measured(f"the window ({window:.3f} s in {len(intervals)} interval(s)) is too short for the "
+                             f"counter's {resolution * 1e3:.1f} ms steps: the energy lies between {low / 1e3:.4g} "
+                             f"and {high / 1e3:.4g} J (±{uncertainty:.0%}, more than "
+                             f"{MAX_ENERGY_UNCERTAINTY:.0%}); a single window of at least "
+                             f"{known['min_window_s']:.2f} s is needed", **known)
+    joules = (high + low) / 2 / 1e3
+    return {"joules_per_call": joules / calls, "watts": joules / window, "joules": joules, "calls": int(calls),
+            "uncertainty": uncertainty, **known, "method": ENERGY_METHOD}
+
+
 class Sampler:
     """Background NVML sampler. Use as a context manager around a case."""
 
     def __init__(self, handle, period_s: float = 0.005):
         self.handle = handle
         self.period_s = period_s
-        self.rows: list[tuple[float, float, float, float, float, int]] = []
+        # (t, sm MHz, mem MHz, W, C, clock-event mask, energy mJ or None)
+        self.rows: list[tuple] = []
+        # Why energy cannot be read here (None: the counter answers).
+        self.energy_problem: str | None = None if handle is not None else \
+            "no NVML (nvidia-ml-py missing or no NVML handle for this GPU)"
+        self._times: list[float] = []  # the rows' times, for finding an interval's rows
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _read(self):
         h = self.handle
-        return (time.time(),
+        t = time.time()
+        # The counter is read first, closest to t (a read takes microseconds, far below the period);
+        # a failed read leaves a gap in the readings, never a guess.
+        energy = None
+        if self.energy_problem is None:
+            try:
+                energy = int(pynvml.nvmlDeviceGetTotalEnergyConsumption(h))
+            except Exception:
+                pass
+        return (t,
                 pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM),
                 pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_MEM),
                 pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0,
                 pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU),
-                _clock_event_mask(h))
+                _clock_event_mask(h),
+                energy)
 
     def _loop(self):
         while not self._stop.is_set():
@@ -98,18 +208,34 @@ class Sampler:
 
     def __enter__(self):
         if self.handle is not None:
+            try:
+                pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
+            except Exception as e:  # NVMLError_NotSupported on GPUs without the counter
+                self.energy_problem = f"the energy counter is not readable on this GPU ({e})"
             self._thread = threading.Thread(target=self._loop, daemon=True)
             self._thread.start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
+        if self._thread and self.energy_problem is None and exc_type is None:
+            self._await_counter_step(time.time(), ENERGY_TAIL_S)
         self._stop.set()
         if self._thread:
             self._thread.join()
 
+    def _await_counter_step(self, after: float, timeout: float) -> None:
+        """Keep sampling until the energy counter steps once with both readings after `after`,
+        so that the last timed interval is bracketed; at most `timeout` seconds."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and self._thread.is_alive():
+            rows = self.rows[-2:]
+            if len(rows) == 2 and rows[0][0] >= after and rows[1][6] != rows[0][6]:
+                return
+            time.sleep(self.period_s / 2)
+
     def summary(self, intervals: list[tuple[float, float]]) -> dict | None:
         """Readings inside the given host-time intervals (an implementation's timed chunks)."""
-        rows = [r for r in self.rows if any(a <= r[0] <= b for a, b in intervals)]
+        rows = self._inside(intervals)
         if not rows:
             return None
         a = np.asarray([r[1:5] for r in rows], dtype=np.float64)
@@ -122,6 +248,23 @@ class Sampler:
 
         return {"samples": len(rows), "sm_clock_mhz": stats(0), "mem_clock_mhz": stats(1),
                 "power_w": stats(2), "temp_c": stats(3), "throttle": decode_reasons(mask)}
+
+    def _inside(self, intervals) -> list[tuple]:
+        """The rows read inside any of the intervals, in time order (rows are appended in time order)."""
+        if len(self._times) != len(self.rows):
+            self._times = [r[0] for r in self.rows]
+        picked: set[int] = set()
+        for a, b in intervals:
+            picked.update(range(bisect.bisect_left(self._times, a), bisect.bisect_right(self._times, b)))
+        return [self.rows[i] for i in sorted(picked)]
+
+    def energy(self, intervals: list[tuple[float, float]], calls: int) -> dict:
+        """Joules per call and mean watts of `calls` calls made inside the host-time `intervals`,
+        from the energy counter (the dict of `counter_energy`), or {"not_measured": why}. Call it
+        after the `with` block: leaving it waits for the counter step that closes the window."""
+        if self.energy_problem is not None:
+            return _not_measured(self.energy_problem)
+        return counter_energy([(r[0], r[6]) for r in self.rows], intervals, calls)
 
 
 def _clock_event_mask(h) -> int:

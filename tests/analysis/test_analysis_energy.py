@@ -1,0 +1,118 @@
+"""The report's energy table (pJ/byte beside the memory ceilings, pJ/FLOP per dtype beside the
+compute ceilings, tokens/J of the decode step) and the ceilings' "throttled while set"."""
+import csv
+import io
+
+import pytest
+
+from analysis import energy, report
+from analysis import roofline as rl
+from analysis.errors import AnalysisError
+from test_analysis_roofline import GiB, case, env, gemm, h200, stream, telemetry
+
+
+def measured(joules_per_call, watts, uncertainty=0.01, window_s=3.0):
+    return {"joules_per_call": joules_per_call, "watts": watts, "joules": joules_per_call * 100, "calls": 100,
+            "uncertainty": uncertainty, "window_s": window_s, "counter_resolution_s": 0.1,
+            "reading_period_s": 0.005, "min_window_s": 2.2, "max_uncertainty": 0.05,
+            "method": "nvml total energy counter"}
+
+
+def with_energy(records):
+    """h200()'s records, the HBM and bf16 ceilings' measurements with counter readings; a decode step."""
+    for r in records:
+        if r.workload == "stream-copy" and r.bytes == 4 * GiB and not r.vendor:
+            r.energy = measured(149e-12 * r.bytes, 635.0)  # 149 pJ per byte
+        elif r.workload == "gemm-square" and r.vendor:
+            r.energy = measured(1.03e-12 * r.flops, 682.0)  # 1.03 pJ per FLOP
+        elif r.family == "streaming":
+            r.energy = {"not_measured": "the window (0.040 s in 5 interval(s)) is too short for the counter's "
+                                        "100.0 ms steps"}
+    step = case("decode", "decode-layer", 2e12, 20e9, 200e12, params={"batch": 64, "context": 8192})
+    step.energy = measured(64 / 144.0, 690.0)  # 144 tokens per joule
+    return records + [step]
+
+
+def tables(recs):
+    section = next(s for s in report.build(recs) if s.title.endswith(": energy"))
+    return {t.title: [dict(zip([c.key for c in t.cols], row)) for row in t.rows] for t in section.tables}, section
+
+
+def test_pj_per_byte_and_flop_beside_the_ceilings_and_tokens_per_joule():
+    got, section = tables(with_energy(h200()))
+    hbm, l2 = got["Memory ceilings"]
+    assert hbm["ceiling"] == "HBM bandwidth" and hbm["pj_per_byte"] == pytest.approx(149.0)
+    assert hbm["watts"] == 635.0 and hbm["uncertainty"] == 0.01 and hbm["remark"] == ""
+    assert l2["pj_per_byte"] is None and l2["remark"].startswith("not measured: the window (0.040 s")
+    (bf16,) = got["Compute ceilings"]
+    assert bf16["dtype"] == "bf16" and bf16["pj_per_flop"] == pytest.approx(1.03)
+    assert bf16["set_by"].startswith("vendor")
+    (step,) = got["Decode step"]
+    assert step["tokens_per_joule"] == pytest.approx(144.0) and step["tokens"] == pytest.approx(64 / 0.01)
+    assert any("stepped every 100.0 ms" in n and "2.20 s" in n for n in section.notes)
+    assert any("wider than ±5%" in n for n in section.notes)
+
+
+def test_a_ceiling_without_an_energy_reading_says_so():
+    recs = with_energy(h200())
+    next(r for r in recs if r.workload == "gemm-square" and r.vendor).energy = None
+    got, _ = tables(recs)
+    assert got["Compute ceilings"][0]["remark"] == "not measured: no energy reading in the record"
+
+
+def test_the_energy_section_comes_only_with_energy():
+    assert not any(s.title.endswith(": energy") for s in report.build(h200()))
+    text = report.render(with_energy(h200()))
+    assert "## H200 #0 on node0: energy" in text and " pJ/byte |" in text and " pJ/FLOP |" in text
+
+
+def test_energy_rows_in_csv_keep_full_precision():
+    section = energy.sections(rl.analyze(with_energy(h200())))
+    from analysis.tables import format_sections
+    rows = list(csv.reader(io.StringIO(format_sections(section, "csv"))))
+    header = next(r for r in rows if r and r[0] == "ceiling")
+    hbm = dict(zip(header, rows[rows.index(header) + 1]))
+    assert float(hbm["pj_per_byte"]) == pytest.approx(149.0, rel=1e-12) and "joules_per_call" in hbm
+
+
+@pytest.mark.parametrize("bad, needle", [
+    ("joules", "energy must be a JSON object or null"),
+    ({"joules_per_call": -1.0, "watts": 600.0}, "energy.joules_per_call is -1.0"),
+    ({"joules_per_call": 1.0}, "energy.watts is None"),
+    ({"not_measured": 3}, "energy.not_measured must be the reason"),
+])
+def test_malformed_energy_is_refused_in_one_line(bad, needle):
+    recs = h200()
+    recs[3].energy = bad
+    with pytest.raises(AnalysisError, match="stream-copy") as e:
+        report.render(recs)
+    assert needle in str(e.value)
+
+
+# ---------------------------------------------------------------- throttled while set
+
+def ceiling_rows(recs, title):
+    section = next(s for s in report.build(recs) if s.title.endswith(": ceilings"))
+    t = next(t for t in section.tables if t.title.startswith(title))
+    return [dict(zip([c.key for c in t.cols], row)) for row in t.rows]
+
+
+def test_each_ceiling_says_whether_it_was_set_while_throttled():
+    e = env()
+    recs = [stream("copy", 4 * GiB, 4.4e12, env_=e, tel=telemetry(throttle=["gpu_idle"])),
+            stream("copy", 8 << 20, 9e12, env_=e),
+            gemm(8192, 8192, 8192, 750e12, env_=e, tel=telemetry(sm=1500, throttle=["sw_power_cap"]))]
+    hbm, l2 = ceiling_rows(recs, "Memory ceilings")
+    assert hbm["throttled"] == "no" and l2["throttled"] == "no"  # an idle GPU between calls is no throttle
+    assert ceiling_rows(recs, "Compute ceilings")[0]["throttled"] == "yes: sw_power_cap"
+
+
+def test_a_lowered_power_limit_and_missing_telemetry_are_said():
+    e = env(power_limit=500)
+    e["gpu"].update(power_limit_below_default=True, clocks_locked=True)
+    recs = [stream("copy", 4 * GiB, 4.4e12, env_=e, tel={}),
+            gemm(8192, 8192, 8192, 700e12, env_=e, tel=telemetry(throttle=["sw_power_cap", "sw_thermal_slowdown"]))]
+    hbm, l2 = ceiling_rows(recs, "Memory ceilings")
+    assert hbm["throttled"] == "unknown: no telemetry; clocks locked; power limit below its default (500 W < 700 W)"
+    assert l2["throttled"] is None  # no L2 ceiling measured
+    assert ceiling_rows(recs, "Compute ceilings")[0]["throttled"].startswith("yes: sw_power_cap, sw_thermal_slowdown;")
