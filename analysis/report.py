@@ -14,8 +14,8 @@ of every record instead (analysis.tidy).
 """
 from __future__ import annotations
 
-import math
-
+from analysis import bounds
+from analysis import energy as energy_table
 from analysis import roofline as rl
 from analysis import specs as specdb
 from analysis import tidy
@@ -48,8 +48,7 @@ def render(records, *, fmt: str = "github", spec: str | None = None, plot: str |
 
         written = plotting.roofline_plot(records, plot, spec=spec)
         sections.append(Section("Roofline plot", notes=[
-            f"Written to {written}: log-log roofline per GPU, spec roofs dashed, measured roofs solid, "
-            f"cases coloured by family, circles Triton, triangles vendor, red crosses flagged."]))
+            f"Written to {written}: {plotting.ENCODING}"]))
     return format_sections(sections, fmt)
 
 
@@ -72,6 +71,8 @@ def build(records, spec: str | None = None) -> list[Section]:
 def gpu_sections(a: rl.GpuAnalysis) -> list[Section]:
     by_view = group(a.records, lambda r: r.view)
     out = [ceilings_section(a)]
+    if any(r.energy for r in a.records):  # pJ/byte, pJ/FLOP and tokens/J beside the ceilings
+        out += energy_table.sections(a)
     for view, builder in VIEWS.items():
         # Flagged records and those failing their own re-check stay out of every table.
         shown = [r for r in by_view.get(view, []) if id(r) not in a.excluded]
@@ -145,6 +146,13 @@ def ceilings_section(a: rl.GpuAnalysis) -> Section:
     ridge_cols = [Col("dtype", "Dtype"), Col("measured", "Measured ridge", "flop_per_byte"),
                   Col("spec", "Spec ridge", "flop_per_byte")]
     ridge_rows = [[d, *a.ridge(d)] for d in dtypes]
+    # Whether a clock limit held each ceiling's measurement (throttle reasons, clock or power settings).
+    for cols in (mem_cols, comp_cols):
+        cols.append(Col("throttled", "Throttled while set"))
+    for row, c in zip(mem_rows, (a.hbm, a.l2)):
+        row.append(throttled_text(c.record) if c else None)
+    for row in comp_rows:
+        row.append(throttled_text(a.compute[row[0]].record))
     tables = [Table("Memory ceilings", mem_cols, mem_rows)]
     notes = [f"Spec sheet: {a.spec_how}.",
              f"HBM bandwidth: the best meaningful verified streaming bytes/s with a working set >= {rl.HBM_FACTOR:g} x "
@@ -166,7 +174,24 @@ def ceilings_section(a: rl.GpuAnalysis) -> Section:
         notes.append("Ridge point: the arithmetic intensity where the memory roof meets the compute roof; below it "
                      "a kernel is memory-bound.")
     notes.append("Clocks, power while set: NVML medians during the measurement that set the ceiling.")
+    notes.append("Throttled while set: the clock-event reasons NVML reported during that measurement (the GPU "
+                 "idling is not one), and a locked clock, set application clocks or a power limit below its default "
+                 "where the GPU reported one; 'no' means none of these held the clocks.")
     return Section(f"{a.label}: ceilings", tables, notes)
+
+
+def throttled_text(r) -> str:
+    """Whether a clock limit held a measurement: NVML's reasons during it, and the GPU's settings."""
+    t = r.telemetry
+    reasons = [x for x in (t or {}).get("throttle") or [] if x != "gpu_idle"]
+    text = ("yes: " + ", ".join(reasons) if reasons else "no") if t else "unknown: no telemetry"
+    g = rl.gpu_of(r)
+    settings = [name for name, key in (("clocks locked", "clocks_locked"),
+                                       ("application clocks set", "applications_clocks_set")) if g.get(key)]
+    if g.get("power_limit_below_default"):
+        settings.append(f"power limit below its default ({g.get('power_limit_w')} W < "
+                        f"{g.get('default_power_limit_w')} W)")
+    return "; ".join([text, *settings])
 
 
 def _range_text(c: rl.Ceiling) -> str | None:
@@ -183,8 +208,9 @@ def placement_section(a: rl.GpuAnalysis) -> Section:
             Col("achieved", "Achieved"), Col("of_measured", "% of measured roof", "pct"),
             Col("spec_binding", "Spec binding roof"), Col("of_spec", "% of spec roof", "pct"),
             Col("achieved_flops", "Achieved", "flop_per_s", csv_only=True),
-            Col("achieved_bw", "Achieved", "bytes_per_s", csv_only=True)]
+            Col("achieved_bw", "Achieved", "bytes_per_s", csv_only=True)] + bounds.COLS
     rows = []
+    floors = bounds.launch_floors(a.records)
     for p in sorted(a.placements, key=lambda p: (p.record.family, p.record.workload, rl.dtype_rank(p.record.dtype),
                                                  natural(p.record.case), p.record.impl)):
         r = p.record
@@ -193,13 +219,13 @@ def placement_section(a: rl.GpuAnalysis) -> Section:
         rows.append([r.family, r.workload, r.label, r.dtype, r.impl, p.intensity,
                      p.binding or f"unknown (no {r.dtype} GEMM ceiling)", shown, p.of_measured,
                      p.spec_binding or ("— (served from L2)" if p.memory_roof == "L2" else None), p.of_spec,
-                     p.achieved, p.achieved_bw])
+                     p.achieved, p.achieved_bw, *bounds.cells(bounds.classify(a, r, floors))])
     return Section(f"{a.label}: workloads on the roofline", [Table(None, cols, rows)], [
         "Intensity = FLOPs / bytes really moved. Binding roof: the lower of the compute ceiling of the dtype and "
         "intensity x memory roof (L2 plateau if the working set fits in L2, HBM ceiling otherwise). Achieved is "
         "shown in the binding roof's unit.",
         "% of spec roof uses the spec sheet's peak FLOP/s and memory bandwidth the same way; the spec sheet has no "
-        "L2 bandwidth, so cases served from L2 have no spec placement."])
+        "L2 bandwidth, so cases served from L2 have no spec placement.", bounds.RULE])
 
 
 def flagged_section(a: rl.GpuAnalysis) -> Section:
