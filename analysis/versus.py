@@ -18,6 +18,7 @@ import statistics
 from dataclasses import dataclass
 
 from analysis import roofline as rl
+from analysis.tables import one_line
 
 NOT_MEANINGFUL = "not meaningful (interpreter timing)"
 
@@ -134,8 +135,7 @@ def shown(records, figure: str):
 
 def short_reason(reason: str, limit: int = 90) -> str:
     """A reason's first line, cut to `limit` characters (tables keep one line per row)."""
-    first = (reason or "").strip().splitlines()[0] if (reason or "").strip() else ""
-    return first if len(first) <= limit else first[:limit - 1].rstrip() + "…"
+    return one_line(reason or "", limit)
 
 
 def sides(records):
