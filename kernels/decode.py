@@ -353,7 +353,9 @@ def split_pass(q, k_cache, v_cache, lengths, qk_scale: float, split_len: int, nu
             q.stride(0), q.stride(1), capacity, split_len, num_splits, batch)
     meta = dict(GROUP=group, ROWS=max(16, triton.next_power_of_2(group)), HEAD_DIM=head_dim, DIRECT=out is not None)
     if config is None:
-        run = launch_autotuned("decode_split", _split_tuned, grid, *args, **meta)
+        run = launch_autotuned("decode_split", _split_tuned, grid, *args, **meta,
+                               problem=(group, head_dim, split_len, num_splits, batch, capacity, str(q.dtype),
+                                        out is not None))
         chosen_config = (run["config"], run["source"])
     else:
         if not (config.kwargs["USE_DOT"] or group == 1):

@@ -36,6 +36,7 @@ ran with is kept for the records: `chosen_config(op, M, N, K, dtype, precision)`
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -166,7 +167,8 @@ def _sgemm_kernel(at_ptr, b_ptr, c_ptr, M, N, K, ld_at, ld_b, ld_c,
                   BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, GROUP_M: gl.constexpr,
                   STAGES: gl.constexpr, WARPS_M: gl.constexpr, WARPS_N: gl.constexpr):
     # IEEE fp32 C = A @ B on CUDA cores, written in Gluon because tl.dot's FMA lowering leaves
-    # the register tiling and the shared-memory reads to the compiler (it reached 0.36x cuBLAS).
+    # the register tiling and the shared-memory reads to the compiler, which keeps it far from
+    # cuBLAS.
     # The classic SGEMM: A arrives transposed (at = A^T, [K, M] row-major), so the k-th row of
     # both staged tiles is contiguous; per k every thread reads 8 values of A and 8 of B from
     # shared memory as four 128-bit loads and does 64 independent FFMAs into its 8x8 block
@@ -345,9 +347,9 @@ def _pointer_configs() -> list[triton.Config]:
 def _fma_configs() -> list[triton.Config]:
     """IEEE fp32 through tl.dot (the portable CUDA-core path: pre-Ampere GPUs, strided operands,
     the interpreter). tl.dot lowers to FFMAs on operands read from shared memory; BK=16 is the
-    smallest K slice it takes. It reached 18.6 TFLOP/s against cuBLAS's 51 on the H200 (Triton
-    3.6): at ~230-250 registers a thread only one block of 4-8 warps fits an SM. Where it can,
-    `matmul` uses `_sgemm_kernel` instead."""
+    smallest K slice it takes. At ~230-250 registers a thread only one block of 4-8 warps fits an
+    SM, which leaves it at about a third of cuBLAS; where it can, `matmul` uses `_sgemm_kernel`
+    instead."""
     return [triton.Config({"BM": bm, "BN": bn, "BK": bk, "GROUP_M": 8}, num_warps=w, num_stages=s)
             for bm, bn, bk, w, s in ((128, 128, 16, 8, 3), (128, 128, 32, 8, 2), (64, 128, 16, 4, 3),
                                      (128, 64, 16, 4, 3))]
@@ -356,10 +358,10 @@ def _fma_configs() -> list[triton.Config]:
 def _sgemm_configs() -> list[triton.Config]:
     """Gluon SGEMM tiles (BM, BN, BK, stages, warps along M and N, register cap). A thread holds
     64 accumulators (32 in the 64x64 tile). Capping 8-warp tiles at 128 registers lets two
-    blocks share an SM; 4-warp tiles fit two or more without a cap. Probed on the H200 at 8192^3 (2026-11-30), 64x128x16 (4 warps,
-    4 stages) led at 0.97x cuBLAS and 128x128x16 (8 warps, capped) followed; 64x64 is for
-    sizes with too few larger tiles to fill 132 SMs. Stage counts stay powers of two: the slot
-    index is i % STAGES, a mask then, a multiply-high otherwise."""
+    blocks share an SM; 4-warp tiles fit two or more without a cap. At large sizes 64x128x16 (4
+    warps, 4 stages) and 128x128x16 (8 warps, capped) lead; 64x64 is for sizes with too few
+    larger tiles to fill the SMs. Stage counts stay powers of two: the slot index is i % STAGES,
+    a mask then, a multiply-high otherwise."""
     return [triton.Config({"BM": bm, "BN": bn, "BK": bk, "GROUP_M": 8, "STAGES": st, "WARPS_M": wm, "WARPS_N": wn},
                           num_warps=wm * wn, num_stages=st, maxnreg=reg)
             for bm, bn, bk, st, wm, wn, reg in ((64, 128, 16, 4, 2, 2, None), (128, 128, 16, 4, 4, 2, 128),
@@ -372,9 +374,9 @@ def _skinny_configs() -> list[triton.Config]:
     128-row band with shorter ones, each with as many stages as shared memory holds (bytes in
     flight keep HBM busy), the weight read by TMA or by cp.async (no descriptor to build per
     program); and a shallow 64-row band that lets two programs share an SM. For 128 rows of x,
-    x takes half of every stage or more: those long-K tiles fit only 2-3 stages, and at M=128
-    the tuner's best ran 1.3x slower than cuBLAS on the H200 (2026-11-30), so that bucket also
-    tries 64-wide K steps with 6 stages (8 warps for the 128x128 accumulator)."""
+    x takes half of every stage or more: those long-K tiles fit only 2-3 stages, too few to keep
+    HBM busy, so that bucket also tries 64-wide K steps with 6 stages (8 warps for the 128x128
+    accumulator)."""
     configs = []
     for bm in (16, 64, 128):
         tiles = [(64, 256, 200 * 1024, (True, False), 4), (128, 128, 200 * 1024, (True, False), 4),
@@ -439,8 +441,9 @@ _gemm_fma_tuned = triton.autotune(
 _sgemm_tuned = triton.autotune(
     _sgemm_configs(), key=["M", "N", "K"],
     prune_configs_by={"early_config_prune": _pruner(None)}, do_bench=_autotune_bench)(_sgemm_kernel)
+_SKINNY_CONFIGS = _skinny_configs()
 _skinny_tuned = triton.autotune(
-    _skinny_configs(), key=["M", "N", "K"],
+    _SKINNY_CONFIGS, key=["M", "N", "K"],
     prune_configs_by={"early_config_prune": _prune_skinny}, do_bench=_autotune_bench)(_skinny_kernel)
 
 # Without a GPU (Triton's interpreter) there is nothing to tune: small fixed configs, and a
@@ -472,6 +475,8 @@ def _record_key(op, M, N, K, dtype, precision):
 def _record(key, kernel_name, run, grid, **extra):
     """Keep what a launch ran: `run` is kernels.tuning.launch_autotuned's answer (or a fixed
     configuration's stand-in)."""
+    if not run.get("fresh", True):
+        return  # recorded when this problem's configuration was decided
     config = run["config"]
     entry = {"kernel": kernel_name, **config.kwargs, "num_warps": config.num_warps,
              "num_stages": config.num_stages, "grid": list(grid), "tuning": run["source"],
@@ -554,7 +559,9 @@ def _launch_tma(key, a, b, out, precision, scale_a, scale_b):
             M, N, K, a.stride(0), b.stride(1) if kmajor else b.stride(0), out.stride(0))
     meta = dict(B_KMAJOR=kmajor, PRECISION=precision, HAS_SCALES=scale_a is not None, NUM_SMS=num_sms)
     if on_gpu:
-        run = launch_autotuned("gemm_tma", tuner, grid, *args, **meta)
+        run = launch_autotuned("gemm_tma", tuner, grid, *args, **meta,
+                               problem=(M, N, K, kmajor, precision, str(a.dtype), str(out.dtype),
+                                        scale_a is not None))
     else:
         _gemm_tma_kernel[grid](*args, **meta, **_INTERPRET_TMA_CONFIG.all_kwargs())
         run = _fixed(_INTERPRET_TMA_CONFIG)
@@ -577,7 +584,9 @@ def _launch_pointer(key, a, b, out, precision, scale_a, scale_b, fma: bool):
             M, N, K, a.stride(0), a.stride(1), b.stride(0), b.stride(1), out.stride(0), out.stride(1))
     meta = dict(PRECISION=precision, HAS_SCALES=scale_a is not None)
     if on_gpu:
-        run = launch_autotuned("gemm_fma" if fma else "gemm_pointer", tuner, grid, *args, **meta)
+        run = launch_autotuned("gemm_fma" if fma else "gemm_pointer", tuner, grid, *args, **meta,
+                               problem=(M, N, K, a.stride(1), b.stride(0), precision, str(a.dtype),
+                                        str(out.dtype), scale_a is not None))
     else:
         _gemm_kernel[grid](*args, **meta, **_INTERPRET_CONFIG.all_kwargs())
         run = _fixed(_INTERPRET_CONFIG)
@@ -605,7 +614,7 @@ def _launch_sgemm(key, a, b, out):
         return grids[-1]
 
     run = launch_autotuned("sgemm", _sgemm_tuned, grid, at, b, out, M, N, K, at.stride(0), b.stride(0),
-                           out.stride(0))
+                           out.stride(0), problem=(M, N, K))
     _record(key, "sgemm_gluon", run, grids[-1], a_transposed_first=True)
     return out
 
@@ -769,17 +778,23 @@ def _split_workspace(device: torch.device, partials: int, bands: int) -> tuple[t
     return p, c
 
 
+@functools.lru_cache(maxsize=None)
+def _skinny_plan(M: int, N: int, K: int, on_gpu: bool, num_sms: int) -> tuple[int, int, int]:
+    """(BM, partial sums and arrival counters the split-K workspace needs for any candidate): a
+    pure function of the shape, worked out once per shape instead of on every call."""
+    bm = _skinny_bm(M)
+    candidates = [c for c in _SKINNY_CONFIGS if c.kwargs["BM"] == bm] if on_gpu else [_INTERPRET_SKINNY_CONFIG]
+    max_split = max(_skinny_splits(N, K, c.kwargs["BN"], c.kwargs["BK"], num_sms) for c in candidates)
+    return bm, max_split * M * N if max_split > 1 else 0, triton.cdiv(N, min(c.kwargs["BN"] for c in candidates))
+
+
 def _linear_skinny(x, w, out):
     M, K = x.shape
     N = w.shape[0]
     on_gpu = x.is_cuda
     num_sms = _num_sms(x.device)
-    bm = _skinny_bm(M)
-    candidates = [c for c in _skinny_configs() if c.kwargs["BM"] == bm] if on_gpu else [_INTERPRET_SKINNY_CONFIG]
-    # Workspace for the most any candidate could split.
-    max_split = max(_skinny_splits(N, K, c.kwargs["BN"], c.kwargs["BK"], num_sms) for c in candidates)
-    partials, arrivals = _split_workspace(x.device, max_split * M * N if max_split > 1 else 0,
-                                          triton.cdiv(N, min(c.kwargs["BN"] for c in candidates)))
+    bm, partial_count, bands = _skinny_plan(M, N, K, on_gpu, num_sms)
+    partials, arrivals = _split_workspace(x.device, partial_count, bands)
     if _has_tma(x.device):
         triton.set_allocator(_scratch_alloc)
     tuner = _skinny_tuned if on_gpu else None
@@ -791,7 +806,7 @@ def _linear_skinny(x, w, out):
 
     args = (x, w, out, partials, arrivals, M, N, K, x.stride(0), w.stride(0), out.stride(0))
     if tuner is not None:
-        run = launch_autotuned("skinny", tuner, grid, *args)
+        run = launch_autotuned("skinny", tuner, grid, *args, problem=(M, N, K, str(x.dtype)))
     else:
         fixed = triton.Config({**_INTERPRET_SKINNY_CONFIG.kwargs, "BM": bm},
                               num_warps=_INTERPRET_SKINNY_CONFIG.num_warps,

@@ -170,15 +170,27 @@ def autotune_key(tuner, args: tuple, kwargs: dict) -> tuple:
 
 
 _SOURCES: dict[tuple, str] = {}  # (tuner name, key) -> "tuned" / "cache" / "single candidate"
+_DECIDED: dict[tuple, dict] = {}  # (tuner name, problem) -> the launch's answer, once its config is known
 
 
-def launch_autotuned(name: str, tuner, grid, *args, **kwargs) -> dict:
+@functools.lru_cache(maxsize=None)
+def _module_file(fn) -> str:
+    return inspect.getsourcefile(fn)
+
+
+def launch_autotuned(name: str, tuner, grid, *args, problem: tuple, **kwargs) -> dict:
     """Launch `tuner` (a triton.autotune object) with its choice for this key taken from the store
-    when there is one, tuned (and stored) otherwise. Returns {"config", "source", "key",
-    "timings" (this call's per-candidate ms when it tuned, else None)}."""
+    when there is one, tuned (and stored) otherwise. `problem` identifies the call's tuning key
+    cheaply (the launcher knows it: sizes, dtype, layout); once a problem's configuration is
+    known, later calls launch it directly, without rebuilding the autotuner's key on every call.
+    Returns {"config", "source", "key", "timings" (the candidates' ms when this call tuned),
+    "fresh" (False when an earlier call already answered for this problem)}."""
+    decided = _DECIDED.get((name, problem))
+    if decided is not None:
+        tuner.fn[grid](*args, **kwargs, **decided["config"].all_kwargs())
+        return decided
     key = autotune_key(tuner, args, kwargs)
-    module_file = inspect.getsourcefile(tuner.base_fn if hasattr(tuner, "base_fn") else tuner.fn)
-    entry = _entry_name(name, module_file, key)
+    entry = _entry_name(name, _module_file(tuner.base_fn if hasattr(tuner, "base_fn") else tuner.fn), key)
     if key not in tuner.cache and _store is not None:
         stored = _store.get(entry)
         if stored is not None:
@@ -193,8 +205,11 @@ def launch_autotuned(name: str, tuner, grid, *args, **kwargs) -> dict:
         _SOURCES[(name, key)] = "tuned" if timings is not None else "single candidate"
         if _store is not None and key in tuner.cache:
             _store.put(entry, {"config": _config_dict(tuner.cache[key])})
-    return {"config": tuner.best_config, "source": _SOURCES.get((name, key), "tuned"), "key": key,
-            "timings": timings}
+    answer = {"config": tuner.best_config, "source": _SOURCES.get((name, key), "tuned"), "key": key,
+              "timings": timings, "fresh": True}
+    if key in tuner.cache:
+        _DECIDED[(name, problem)] = {**answer, "timings": None, "fresh": False}
+    return answer
 
 
 def remembered(name: str, key: tuple, compute, module_file: str):

@@ -224,6 +224,7 @@ register(Workload(
     family="attention",
     description="softmax(Q K^T / sqrt(D)) V forward, [B, H, S, D], causal or not",
     dtypes=("bf16", "fp16"),
+    quick_dtypes=("bf16",),
     cases={"quick": QUICK, "full": FULL, "interpret": INTERPRET},
     make_inputs=_make_inputs,
     impls=(

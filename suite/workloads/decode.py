@@ -194,19 +194,17 @@ def _attn_case(batch, q_heads, kv_heads, context, ragged=False, head_dim=128):
 
 MHA, GQA = (32, 32), (32, 8)
 _ATTN_QUICK = [
-    _attn_case(32, *MHA, 4096),  # the two target cases
+    _attn_case(32, *MHA, 4096),  # a batch of mid-length sequences, and one long sequence
     _attn_case(1, *MHA, 32768),
-    _attn_case(32, *GQA, 4096),
-    _attn_case(1, *GQA, 131072),
-    _attn_case(256, *GQA, 1024),
-    _attn_case(64, *MHA, 2048, ragged=True),
-    _attn_case(16, *GQA, 16384, ragged=True),
+    _attn_case(1, *GQA, 131072),  # grouped heads at the longest context
+    _attn_case(16, *GQA, 16384, ragged=True),  # a ragged batch
 ]
 _ATTN_FULL = (
     [_attn_case(b, *h, s) for h in (MHA, GQA) for b in (1, 8, 64, 256) for s in (512, 4096, 32768, 131072)]
     + [_attn_case(32, *h, 4096) for h in (MHA, GQA)]
     + [_attn_case(8, *h, 32768, ragged=True) for h in (MHA, GQA)]
     + [_attn_case(64, *h, 4096, ragged=True) for h in (MHA, GQA)]
+    + [_attn_case(256, *GQA, 1024), _attn_case(64, *MHA, 2048, ragged=True)]
 )
 _ATTN_FULL += [c for c in _ATTN_QUICK if c not in _ATTN_FULL]  # the full sweep holds every quick case
 # Interpreter: lengths not multiples of the block, GQA groups, one with two splits.
@@ -221,6 +219,7 @@ register(Workload(
     family="decode",
     description="one query token per sequence over a KV cache (flash-decoding split + merge)",
     dtypes=("bf16", "fp16"),
+    quick_dtypes=("bf16",),
     cases={"quick": _ATTN_QUICK, "full": _ATTN_FULL, "interpret": _ATTN_INTERPRET},
     make_inputs=_attn_inputs,
     impls=(
@@ -361,6 +360,7 @@ register(Workload(
     family="decode",
     description="one decode step of a transformer layer (norms, projections, attention, MLP); tokens/s = batch/time",
     dtypes=("bf16", "fp16"),
+    quick_dtypes=("bf16",),
     cases={
         "quick": [_layer_case("llama-3-8b", b, 8192) for b in (1, 32, 256)],
         "full": [_layer_case("llama-3-8b", b, c) for b in (1, 4, 16, 32, 64, 256) for c in (1024, 8192, 32768)],

@@ -210,7 +210,8 @@ def _register_gemm(name: str, description: str, dtypes, cases, skip=None, view="
 _register_gemm(
     "gemm-square", "C = A @ B, M = N = K", GEMM_DTYPES,
     {
-        "quick": [_cube(n) for n in (1024, 4096, 8192)],
+        # 4096^3 and 8192^3: where every dtype's ceiling was reached in the full sweep.
+        "quick": [_cube(n) for n in (4096, 8192)],
         "full": [_cube(1 << e) for e in range(8, 15)],
         "interpret": _INTERPRET,
     },
@@ -222,7 +223,8 @@ K_SWEEP_MN = 8192
 _register_gemm(
     "gemm-k-sweep", f"C = A @ B at M = N = {K_SWEEP_MN}, K rising (intensity rising)", ("bf16", "fp8"),
     {
-        "quick": [{"M": K_SWEEP_MN, "N": K_SWEEP_MN, "K": k} for k in (512, 2048)],
+        # The memory-bound end and the longest K (where fp8 reaches its ceiling).
+        "quick": [{"M": K_SWEEP_MN, "N": K_SWEEP_MN, "K": k} for k in (512, 16384)],
         "full": [{"M": K_SWEEP_MN, "N": K_SWEEP_MN, "K": 1 << e} for e in range(7, 15)],
         "interpret": _INTERPRET,
     },
@@ -246,7 +248,8 @@ _register_gemm(
     "gemm-shape-search", "C = A @ B over a grid of M, N, K; the best per dtype is the compute ceiling",
     ("bf16", "fp8"),
     {
-        "quick": [{"M": 6144, "N": 12288, "K": 8192}, {"M": 8192, "N": 4096, "K": 4096}],
+        "quick": [{"M": 6144, "N": 12288, "K": 8192}, {"M": 8192, "N": 4096, "K": 4096},
+                  {"M": 6144, "N": 4096, "K": 16384}],
         "full": [{"M": m, "N": n, "K": k} for m in _SEARCH_M for n in _SEARCH_N for k in _SEARCH_K],
         "interpret": _INTERPRET,
     },
@@ -285,6 +288,7 @@ register(Workload(
     family="gemm",
     description="y = x @ w.T, few rows of x against a large weight (decode)",
     dtypes=("bf16", "fp16"),
+    quick_dtypes=("bf16",),
     cases={
         "quick": [{"M": m, "N": 8192, "K": 8192} for m in (1, 16, 64, 256)],
         "full": [{"M": m, "N": n, "K": k} for n, k in SKINNY_WEIGHTS for m in SKINNY_M],

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from conftest import HAS_CUDA
+from gpu_helpers import checked, ctx  # noqa: F401  (ctx is a fixture)
 from kernels import attention as ka
-from suite import env, runner, timing, verify
+from suite import runner, verify
 from suite.dtypes import DTYPES
 from suite.registry import Skip
 from suite.workloads import all_workloads
-from suite.telemetry import nvml_handle
 
 pytestmark = pytest.mark.gpu
 
@@ -42,8 +42,8 @@ def _inputs(params, dtype="bf16", seed=0):
     return W.make_inputs(params, dtype, "cuda", torch.Generator(device="cuda").manual_seed(seed))
 
 
-def _err(out, inputs, params, dtype="bf16"):
-    return verify.rel_error(W.check_view(out, params), W.reference(inputs, params, dtype))
+def _problem(out, inputs, params, dtype="bf16"):
+    return verify.problem(verify.check_output(W, out, W.reference(inputs, params, dtype), params, dtype))
 
 
 def _impl(name):
@@ -56,7 +56,7 @@ def test_every_fused_config_bf16(cfg, causal):
     inp = _inputs(params)
     inp["out"].fill_(math.nan)
     out = ka.flash_attention(inp["q"], inp["k"], inp["v"], causal, out=inp["out"], config=cfg)
-    assert _err(out, inp, params) <= BF16_TOL
+    assert _problem(out, inp, params) is None
 
 
 @pytest.mark.parametrize("cfg, causal", _candidates(64))
@@ -66,19 +66,17 @@ def test_every_fused_config_ragged(cfg, causal):
     inp = _inputs(params, seed=1)
     inp["out"].fill_(math.nan)
     out = ka.flash_attention(inp["q"], inp["k"], inp["v"], causal, out=inp["out"], config=cfg)
-    assert _err(out, inp, params) <= BF16_TOL
+    assert _problem(out, inp, params) is None
 
 
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
 def test_tuned_fused_and_naive_bf16(causal):
     params = _case(2, 8, 2048, 128, causal)
-    inp = _inputs(params, seed=2)
     for name in ("triton-fused", "triton-naive", "torch-naive"):
-        fn = _impl(name).prepare(inp)
-        verify.poison(inp)
-        assert _err(fn(), inp, params) <= BF16_TOL, name
+        check, config, inp, _ = checked(W, name, params, "bf16", seed=2)
+        assert verify.problem(check) is None, (name, check)
     cfg = ka.flash_attention_config(inp["q"], causal)
-    assert cfg["name"] in cfg["tuning_ms"], cfg  # the choice was timed, and agreed with the baseline
+    assert cfg["tuning"] == "tuned" and cfg["name"] in cfg["tuning_ms"], cfg  # timed, agreed with the baseline
     print(f"\nattention-tuning causal={causal}: {cfg}")
 
 
@@ -91,7 +89,7 @@ def test_sdpa_backend_runs_or_skips_with_a_reason(name):
     except Skip as e:
         assert str(e).startswith("SDPA") and len(str(e)) > 40, str(e)
         pytest.skip(f"{name}: {e}")
-    assert _err(fn(), inp, params) <= BF16_TOL
+    assert _problem(fn(), inp, params) is None
 
 
 @pytest.mark.parametrize("name", ("sdpa-flash", "sdpa-cudnn"))
@@ -132,10 +130,9 @@ def test_naive_paths_skip_when_the_scores_do_not_fit():
 
 
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
-def test_target_case_end_to_end(causal):
-    """The issue's bar: fused >= 0.85x SDPA cuDNN here (asserted loosely; the sweep records it)."""
-    ctx = runner.Context(device="cuda:0", env=env.collect(0, command="test"), interpret=False,
-                         policy=timing.TimingPolicy(budget_s=0.1), run_id="gpu-test", nvml=nvml_handle(0))
+def test_target_case_end_to_end(ctx, causal):
+    """The target case through the runner: every implementation of it timed by one method, the
+    fused kernel within reach of cuDNN (it measured 0.85-0.90x), the naive path under HBM."""
     params = _case(4, 32, 4096, 128, causal)
     recs = []
     runner.run_task(runner.Task(W, params, "bf16"), ctx, recs.append)
@@ -148,10 +145,12 @@ def test_target_case_end_to_end(causal):
     for r in recs:
         assert r.status in ("ok", "skipped"), (r.impl, r.reason)
     print(f"\nattention-target causal={causal} config: {by['triton-fused'].config}")
+    assert len({r.timing["method"] for r in recs if r.status == "ok"}) == 1
+    assert all(r.verify["finite"] for r in recs if r.status == "ok")
     cudnn = by.get("sdpa-cudnn")
     if cudnn is not None and cudnn.status == "ok":
         ratio = by["triton-fused"].flop_per_s / cudnn.flop_per_s
-        print(f"\nattention-target causal={causal} fused / cuDNN = {ratio:.3f} (issue bar: 0.85)")
-        assert ratio >= 0.5, f"fused at {ratio:.2f}x cuDNN: far off the tuned kernel's expected speed"
-    # The naive path is memory-bound: its real traffic rate must be a possible one.
-    assert by["triton-naive"].moved_bytes_per_s < 6e12
+        print(f"\nattention-target causal={causal} fused / cuDNN = {ratio:.3f}")
+        assert ratio >= 0.8, f"fused at {ratio:.2f}x cuDNN: below what the tuned kernel measured (0.85-0.90x)"
+    # The naive path streams its S and P (4 GiB each) through HBM: never faster than HBM allows.
+    assert by["triton-naive"].moved_bytes_per_s < 1.03 * 4.8e12

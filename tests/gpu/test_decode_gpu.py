@@ -1,26 +1,19 @@
-"""Decode attention and the decode layer on a real GPU: bf16 at real sizes, every
-split-kernel configuration, the SDPA backends, and the records the sweep writes.
+"""Decode attention and the decode layer on a real GPU: bf16 at real sizes, every split-kernel
+configuration, the SDPA backends, and the records the sweep writes.
 
 Run on the device:  python -m pytest -m gpu tests/gpu/test_decode_gpu.py -rP
-The lines starting "decode:" give bytes/s per implementation for the two target
-cases of issue 6 and triton's ratio to the best SDPA backend (target >= 0.95).
+The lines starting "decode:" give bytes/s per implementation and triton's ratio to the best SDPA
+backend.
 """
 import pytest
 import torch
 
+from gpu_helpers import after_tuning, ctx  # noqa: F401  (ctx is a fixture)
 from kernels import decode as kd
-from suite import env, runner, timing
-from suite.dtypes import DTYPES
+from suite import runner, timing, verify
 from suite.workloads import all_workloads
-from suite.telemetry import nvml_handle
 
 pytestmark = pytest.mark.gpu
-
-
-@pytest.fixture(scope="module")
-def ctx():
-    return runner.Context(device="cuda:0", env=env.collect(0, command="test"), interpret=False,
-                          policy=timing.TimingPolicy(budget_s=0.1), run_id="gpu-test", nvml=nvml_handle(0))
 
 
 def attn_case(batch, q_heads, kv_heads, context, ragged=False, head_dim=128):
@@ -43,21 +36,20 @@ def test_target_cases(ctx, params):
     recs = run(ctx, "decode-attention", params)
     tri = recs["triton"]
     assert tri.status == "ok", tri.reason
-    # The timer's own rule on the estimates it recorded: a graph only where it beat plain launches
-    # by more than graph_gain. A ~0.5 ms kernel may go either way: the H200 timed B32 S4096 with
-    # plain launches in benchmarks/results/logs/h200-session4-pytest-gpu-all.log.
-    t = tri.timing
-    assert t["method"] == timing.choose_method(t["eager_estimate_s"], t["graph_estimate_s"],
-                                               ctx.policy.graph_gain)
-    assert tri.config["num_splits"] >= 1
+    ok = {n: r for n, r in recs.items() if r.status == "ok"}
+    # One method for the case, and it is the one the recorded estimates give.
+    estimates = {n: (r.timing["eager_estimate_s"], r.timing["graph_estimate_s"]) for n, r in ok.items()}
+    assert {r.timing["method"] for r in ok.values()} == {timing.case_method(estimates, ctx.policy.graph_gain)[0]}
+    assert tri.config["num_splits"] >= 1 and tri.config["tuned_at"]["batch"] == params["batch"]
     assert tri.moved_bytes >= tri.bytes  # the partials on top of the minimum
-    vendors = {n: r.bytes_per_s for n, r in recs.items() if r.vendor and r.status == "ok"}
+    assert tri.verify["checked"] == tri.verify["elements"]  # every sequence
+    vendors = {n: r.bytes_per_s for n, r in ok.items() if r.vendor}
     assert vendors, "no SDPA backend ran the target case"
     best = max(vendors, key=vendors.get)
     ratio = tri.bytes_per_s / vendors[best]
-    print(f"decode: {tri.label}: triton / best SDPA ({best}) = {ratio:.3f}  (issue 6 target >= 0.95); "
-          f"config {tri.config}")
-    assert ratio > 0.8, "far below the best SDPA backend"
+    print(f"decode: {tri.label}: triton / best SDPA ({best}) = {ratio:.3f}; config {tri.config}")
+    assert ratio > 0.9, "more than 10% below the best SDPA backend (it measured 0.96-0.98)"
+    assert tri.bytes_per_s < 1.03 * 4.8e12  # beyond the H200's HBM: bytes miscounted
 
 
 @pytest.mark.parametrize("group", [1, 4])
@@ -69,27 +61,30 @@ def test_every_config_bf16_ragged(group):
     ref = wl.reference(inp, params, "bf16")
     for config in kd.split_configs(group):
         for split_len in (None, 4096):  # planned chunks and a merge; one chunk stored directly
-            out = kd.decode_attention(inp["q"], inp["k_cache"], inp["v_cache"], inp["lengths"],
-                                      max_len=inp["max_len"], split_len=split_len, config=config)
-            err = ((wl.check_view(out, params).double() - ref).norm() / ref.norm()).item()
-            assert err < DTYPES["bf16"].tolerance, (config, split_len, err)
+            out = torch.full_like(inp["out"], float("nan"))
+            kd.decode_attention(inp["q"], inp["k_cache"], inp["v_cache"], inp["lengths"],
+                                max_len=inp["max_len"], split_len=split_len, config=config, out=out)
+            torch.cuda.synchronize()
+            check = verify.check_output(wl, out, ref, params, "bf16")
+            assert verify.problem(check) is None, (config, split_len, check)
 
 
 def test_fp16_head_dim_64_autotuned():
     wl = all_workloads()["decode-attention"]
     params = attn_case(8, 32, 8, 2048, ragged=True, head_dim=64)
     inp = wl.make_inputs(params, "fp16", "cuda", torch.Generator(device="cuda").manual_seed(1))
-    out = kd.decode_attention(inp["q"], inp["k_cache"], inp["v_cache"], inp["lengths"], max_len=inp["max_len"])
-    ref = wl.reference(inp, params, "fp16")
-    assert ((wl.check_view(out, params).double() - ref).norm() / ref.norm()).item() < DTYPES["fp16"].tolerance
+    out = inp["out"]
+    after_tuning(lambda: kd.decode_attention(inp["q"], inp["k_cache"], inp["v_cache"], inp["lengths"],
+                                             max_len=inp["max_len"], out=out), out)
+    check = verify.check_output(wl, out, wl.reference(inp, params, "fp16"), params, "fp16")
+    assert verify.problem(check) is None, check
 
 
 def test_sdpa_backends_on_a_ragged_gqa_batch(ctx):
     recs = run(ctx, "decode-attention", attn_case(8, 32, 8, 4096, ragged=True))
     assert recs["triton"].status == "ok", recs["triton"].reason
     assert recs["sdpa-flash"].status == "skipped" and "mask" in recs["sdpa-flash"].reason
-    # torch 2.11's memory-efficient backend refuses GQA (it needs equal head
-    # counts; seen on the H200, 2026-11-30): then it must be a recorded skip.
+    # The memory-efficient backend may refuse GQA (it needs equal head counts): a recorded skip.
     eff = recs["sdpa-efficient"]
     assert eff.status == "ok" or (eff.status == "skipped" and "num_heads" in eff.reason), eff.reason
     ran = [r for name, r in recs.items() if name.startswith("sdpa") and r.status == "ok"]
@@ -109,5 +104,10 @@ def test_layer_step(ctx):
     torch_rec, tri = recs["torch"], recs["triton"]
     assert torch_rec.status == "ok" and torch_rec.config["sdpa_backend"] in ("cudnn", "flash", "efficient")
     assert tri.status == "ok", tri.reason
+    assert tri.verify["checked"] == tri.verify["elements"]  # every sequence
+    assert tri.launches is not None and 8 <= tri.launches <= 16  # norms, projections, attention, MLP
     print(f"decode: layer B=4 ctx=1024: triton {tri.seconds * 1e6:.1f} us ({4 / tri.seconds:.0f} tokens/s), "
-          f"torch {torch_rec.seconds * 1e6:.1f} us with SDPA {torch_rec.config['sdpa_backend']}")
+          f"torch {torch_rec.seconds * 1e6:.1f} us with SDPA {torch_rec.config['sdpa_backend']}, "
+          f"{tri.launches} and {torch_rec.launches} launches")
+    # It ran at 1.14-1.16x torch on the H200.
+    assert torch_rec.seconds / tri.seconds > 1.0

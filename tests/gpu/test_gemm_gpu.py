@@ -4,14 +4,17 @@ Run on the device machine with `python -m pytest -q -s tests/gpu/test_gemm_gpu.p
 pass/fail checks, each test prints the configuration the launcher ran (`[gemm] ...` lines) with
 every autotuning candidate's time in ms, which shows which tiles, warp-specialized or not, win.
 
-Cases go through the gemm workloads' own inputs, check views and references, as the runner does.
+Cases go through the gemm workloads' own inputs and references, and are called as the runner calls
+them: the first call tunes, the checked one runs the chosen configuration on re-poisoned outputs.
 """
 import json
 
 import pytest
 import torch
 
+from gpu_helpers import after_tuning, checked
 from kernels import gemm as kg
+from suite import verify
 from suite.dtypes import DTYPES
 from suite.workloads import all_workloads
 
@@ -34,15 +37,12 @@ def show(what, config):
 
 
 def run_case(workload_name, params, dtype, impl_name="triton", seed=0):
-    """Inputs, NaN-poisoned output, one call, checked view against the float64 reference."""
-    w = all_workloads()[workload_name]
-    inputs = w.make_inputs(params, dtype, "cuda", torch.Generator(device="cuda").manual_seed(seed))
-    inputs["out"].fill_(float("nan"))
-    impl = next(i for i in w.impls_for(dtype) if i.name == impl_name)
-    out = impl.prepare(inputs)()
-    torch.cuda.synchronize()
-    err = rel_err(w.check_view(out, params), w.reference(inputs, params, dtype))
-    return err, (impl.config(inputs) if impl.config else None), inputs, out
+    """(verify field, config, inputs, output) of a workload's case, called as the runner calls it;
+    the check must pass, every element of the output checked."""
+    check, config, inputs, out = checked(all_workloads()[workload_name], impl_name, params, dtype, seed)
+    assert verify.problem(check) is None, check
+    assert check["checked"] == check["elements"] and check["finite"]
+    return check["rel_err"], config, inputs, out
 
 
 CUBE = {"M": 8192, "N": 8192, "K": 8192}
@@ -100,8 +100,8 @@ def test_fp32_gluon_sgemm_ragged(M, N, K):
     g = torch.Generator(device="cuda").manual_seed(M + N + K)
     a = torch.randn((M, K), generator=g, device="cuda")
     b = torch.randn((K, N), generator=g, device="cuda")
-    out = torch.full((M, N), float("nan"), device="cuda")
-    kg.matmul(a, b, out)
+    out = torch.empty((M, N), device="cuda")
+    after_tuning(lambda: kg.matmul(a, b, out), out)
     config = kg.chosen_config("matmul", M, N, K, torch.float32, "ieee")
     show(f"fp32 {M}x{N}x{K}", config)
     assert config["kernel"] == "sgemm_gluon"
@@ -112,7 +112,8 @@ def test_fp32_gluon_sgemm_ragged(M, N, K):
 def test_fp32_strided_b_falls_back_to_tl_dot():
     a = torch.randn((300, 200), device="cuda")
     b = torch.randn((400, 200), device="cuda")[::2].t()  # [200, 200] column-major view: strided rows
-    out = kg.matmul(a, b)
+    out = torch.empty((300, 200), device="cuda")
+    after_tuning(lambda: kg.matmul(a, b, out), out)
     config = kg.chosen_config("matmul", 300, 200, 200, torch.float32, "ieee")
     assert config["kernel"] == "gemm_fma"
     assert rel_err(out, a.double() @ b.double()) < DTYPES["fp32"].tolerance
@@ -126,8 +127,8 @@ def test_tma_partial_tiles_and_many_tiles_per_program():
     g = torch.Generator(device="cuda").manual_seed(1)
     a = torch.randn((M, K), generator=g, device="cuda").bfloat16()
     b = torch.randn((K, N), generator=g, device="cuda").bfloat16()
-    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
-    kg.matmul(a, b, out)
+    out = torch.empty((M, N), device="cuda", dtype=torch.bfloat16)
+    after_tuning(lambda: kg.matmul(a, b, out), out)
     config = kg.chosen_config("matmul", M, N, K, torch.bfloat16)
     show("bf16 1008x1040x528", config)
     assert config["kernel"] == "gemm_tma_persistent"
@@ -139,7 +140,8 @@ def test_unaligned_rows_take_the_portable_kernel():
     g = torch.Generator(device="cuda").manual_seed(2)
     a = torch.randn((M, K), generator=g, device="cuda").half()
     b = torch.randn((K, N), generator=g, device="cuda").half()
-    out = kg.matmul(a, b)
+    out = torch.empty((M, N), device="cuda", dtype=torch.float16)
+    after_tuning(lambda: kg.matmul(a, b, out), out)
     assert kg.chosen_config("matmul", M, N, K, torch.float16)["kernel"] == "gemm_pointer"
     assert rel_err(out, a.double() @ b.double()) < DTYPES["fp16"].tolerance
 
@@ -162,10 +164,10 @@ def test_linear_split_k_narrow_weight_twice():
     x = torch.randn((M, K), generator=g, device="cuda").bfloat16()
     w = torch.randn((N, K), generator=g, device="cuda").bfloat16()
     ref = x.double() @ w.double().t()
-    for _ in range(2):
-        out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
-        kg.linear(x, w, out)
-        assert rel_err(out, ref) < DTYPES["bf16"].tolerance
+    out = torch.empty((M, N), device="cuda", dtype=torch.bfloat16)
+    for _ in range(2):  # the tuned call, then twice the chosen one on a poisoned output
+        after_tuning(lambda: kg.linear(x, w, out), out)
+        assert not out.isnan().any() and rel_err(out, ref) < DTYPES["bf16"].tolerance
     config = kg.chosen_config("linear", M, N, K, torch.bfloat16)
     show("linear M=4 w=1024x8192", config)
     assert config["split_k"] > 1

@@ -81,6 +81,7 @@ class FakeTuner:
 def store(tmp_path, monkeypatch):
     monkeypatch.setattr(kt, "_SOURCES", {})
     monkeypatch.setattr(kt, "_REMEMBERED", {})
+    monkeypatch.setattr(kt, "_DECIDED", {})
     yield tmp_path
     kt.configure(None, {})
 
@@ -95,54 +96,65 @@ class Tensorish:
 def test_a_choice_is_tuned_once_then_taken_from_the_store(store):
     kt.configure(store, IDENTITY)
     first = FakeTuner()
-    run = kt.launch_autotuned("fake", first, None, Tensorish(), 1000)
+    run = kt.launch_autotuned("fake", first, None, Tensorish(), 1000, problem=(1000,))
     assert run["source"] == "tuned" and first.tunings == 1 and run["timings"] is not None
     assert run["key"] == (1000, "torch.float16")  # the size it was tuned at, and the dtype
     # A new process: a fresh tuner, the store read anew.
     kt._SOURCES.clear()
+    kt._DECIDED.clear()
     kt.configure(store, IDENTITY)
     second = FakeTuner()
-    again = kt.launch_autotuned("fake", second, None, Tensorish(), 1000)
+    again = kt.launch_autotuned("fake", second, None, Tensorish(), 1000, problem=(1000,))
     assert again["source"] == "cache" and second.tunings == 0 and again["timings"] is None
     assert again["config"].kwargs == {"BLOCK": 128} and again["config"].num_warps == 8
     # Another size is tuned, never borrowed from a neighbour.
-    other = kt.launch_autotuned("fake", second, None, Tensorish(), 1001)
+    other = kt.launch_autotuned("fake", second, None, Tensorish(), 1001, problem=(1001,))
     assert other["source"] == "tuned" and second.tunings == 1
+    # The same problem again in this process: launched directly with the decided configuration.
+    launched = []
+    second.fn = {None: lambda *a, **k: launched.append(k)}
+    quick = kt.launch_autotuned("fake", second, None, Tensorish(), 1001, problem=(1001,))
+    assert quick["fresh"] is False and launched == [{"BLOCK": 128, **{k: v for k, v in
+                                                    second.configs[1].all_kwargs().items() if k != "BLOCK"}}]
 
 
 def test_retune_ignores_the_store_and_another_identity_never_reads_it(store):
     kt.configure(store, IDENTITY)
-    kt.launch_autotuned("fake", FakeTuner(), None, Tensorish(), 7)
+    kt.launch_autotuned("fake", FakeTuner(), None, Tensorish(), 7, problem=(7,))
     kt._SOURCES.clear()
+    kt._DECIDED.clear()
     kt.configure(store, IDENTITY, retune=True)
     t = FakeTuner()
-    assert kt.launch_autotuned("fake", t, None, Tensorish(), 7)["source"] == "tuned" and t.tunings == 1
+    assert kt.launch_autotuned("fake", t, None, Tensorish(), 7, problem=(7,))["source"] == "tuned" and t.tunings == 1
     kt._SOURCES.clear()
+    kt._DECIDED.clear()
     kt.configure(store, {**IDENTITY, "triton": "3.9"})
     t = FakeTuner()
-    assert kt.launch_autotuned("fake", t, None, Tensorish(), 7)["source"] == "tuned" and t.tunings == 1
+    assert kt.launch_autotuned("fake", t, None, Tensorish(), 7, problem=(7,))["source"] == "tuned" and t.tunings == 1
 
 
 def test_a_changed_kernel_module_does_not_reuse_old_choices(store, monkeypatch):
     kt.configure(store, IDENTITY)
-    kt.launch_autotuned("fake", FakeTuner(), None, Tensorish(), 9)
+    kt.launch_autotuned("fake", FakeTuner(), None, Tensorish(), 9, problem=(9,))
     kt._SOURCES.clear()
+    kt._DECIDED.clear()
     monkeypatch.setattr(kt, "_source_digest", lambda path: "another-source")
     kt.configure(store, IDENTITY)
     t = FakeTuner()
-    assert kt.launch_autotuned("fake", t, None, Tensorish(), 9)["source"] == "tuned" and t.tunings == 1
+    assert kt.launch_autotuned("fake", t, None, Tensorish(), 9, problem=(9,))["source"] == "tuned" and t.tunings == 1
 
 
 def test_a_cut_store_file_is_tuned_again_not_a_crash(store):
     kt.configure(store, IDENTITY)
-    kt.launch_autotuned("fake", FakeTuner(), None, Tensorish(), 5)
+    kt.launch_autotuned("fake", FakeTuner(), None, Tensorish(), 5, problem=(5,))
     path = kt.store_path()
     text = open(path).read()
     open(path, "w").write(text[: len(text) // 2])
     kt._SOURCES.clear()
+    kt._DECIDED.clear()
     kt.configure(store, IDENTITY)
     t = FakeTuner()
-    assert kt.launch_autotuned("fake", t, None, Tensorish(), 5)["source"] == "tuned"
+    assert kt.launch_autotuned("fake", t, None, Tensorish(), 5, problem=(5,))["source"] == "tuned"
     assert json.loads(open(path).read())["identity"] == IDENTITY  # rewritten whole
 
 

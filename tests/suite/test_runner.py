@@ -126,8 +126,11 @@ def test_interrupted_sweep_keeps_records_and_resume_skips_them(ctx, tmp_path, mo
 
 def test_plan_filters_by_dtype_and_size():
     w = all_workloads()["stream-copy"]
-    tasks = runner.plan([w], "quick", dtypes=["bf16"], sizes=["2048 MiB"])
+    tasks = runner.plan([w], "full", dtypes=["bf16"], sizes=["2048 MiB"])
     assert [(t.dtype, t.params["array_bytes"]) for t in tasks] == [("bf16", 2048 << 20)]
+    # The quick sweep runs its own dtypes only (streaming: fp32).
+    assert runner.plan([w], "quick", dtypes=["bf16"]) == []
+    assert {t.dtype for t in runner.plan([w], "quick")} == {"fp32"}
 
 
 def test_streaming_quick_sweep_reaches_far_beyond_l2():

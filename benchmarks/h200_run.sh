@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The H200 results of record, made by the suite's own commands, in stages that each fit a
+# ten-minute session on a GPU machine.
+#
+#   bash benchmarks/h200_run.sh quick     # a cold quick sweep (empty Triton cache and tuning store),
+#                                         # the same warm, then the GPU tests
+#   bash benchmarks/h200_run.sh full      # the full sweep; a later run of the stage continues it
+#   bash benchmarks/h200_run.sh sustain   # the sustain runs, then the hardware counters
+#
+# Records go to $RESULTS_DIR (default /tmp/suite-results), which later stages on the same machine
+# continue from; PREVIOUS=file.jsonl seeds the full sweep from an earlier machine's file. Each stage
+# ends by copying what it wrote to $COPY_TO, when set. STAGE_LIMIT (seconds, default 560) bounds a
+# stage: a sweep is stopped with SIGINT before it and keeps every record it wrote. Wheels in .whl/
+# are installed first (for a machine without network access).
+set -uo pipefail
+export PYTHONUNBUFFERED=1
+dir=${RESULTS_DIR:-/tmp/suite-results}
+mkdir -p "$dir"
+limit=${STAGE_LIMIT:-560}
+export PYTHONPATH=$PWD
+if compgen -G ".whl/*.whl" > /dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD
+fi
+# One Triton cache and tuning store for every stage but the cold quick sweep.
+export TRITON_CACHE_DIR=$dir/cache/triton XDG_CACHE_HOME=$dir/cache
+left() { echo $(( limit - SECONDS )); }
+say() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$log"; }
+copy() { [ -n "${COPY_TO:-}" ] && for f in "$@"; do [ -f "$f" ] && cp "$f" "$COPY_TO/"; done; return 0; }
+
+case "${1:-}" in
+quick)
+    log=$dir/quick.log
+    nvidia-smi > "$dir/nvidia-smi.txt" 2>&1
+    # The cold run starts as a fresh machine would (nothing compiled, nothing tuned); the warm one
+    # finds what the cold one left.
+    fresh=$(mktemp -d)
+    for run in "cold 0" "warm 30"; do
+        set -- $run
+        t0=$(date +%s.%N)
+        TRITON_CACHE_DIR=$fresh/triton XDG_CACHE_HOME=$fresh/cache timeout -s INT -k 20 "$(left)" \
+            python -m suite sweep --quick --settle "$2" --no-progress --no-report --out "$dir/quick-$1.jsonl" \
+            >> "$log" 2>&1
+        say "quick $1 (--settle $2) rc=$? wall $(echo "$(date +%s.%N) - $t0" | bc) s"
+    done
+    timeout -k 10 "$(( $(left) - 15 ))" python -m pytest -q -rfE -p no:cacheprovider tests/gpu \
+        > "$dir/pytest-gpu.log" 2>&1
+    say "pytest rc=$?"; grep -E "^FAILED|^ERROR|passed|failed" "$dir/pytest-gpu.log" | tail -15
+    copy "$dir/nvidia-smi.txt" "$dir/quick-cold.jsonl" "$dir/quick-warm.jsonl" "$log" "$dir/pytest-gpu.log"
+    ;;
+full)
+    log=$dir/full.log
+    dest=$dir/full.jsonl
+    resume=""
+    if [ ! -f "$dest" ] && [ -n "${PREVIOUS:-}" ] && [ -f "$PREVIOUS" ]; then cp "$PREVIOUS" "$dest"; fi
+    [ -f "$dest" ] && resume=--resume
+    timeout -s INT -k 30 "$(left)" python -m suite sweep --full $resume --no-progress --no-report \
+        --out "$dest" >> "$log" 2>&1
+    say "full rc=$? after ${SECONDS}s: $(wc -l < "$dest") records"
+    copy "$dest" "$log"
+    ;;
+sustain)
+    log=$dir/sustain.log
+    for run in "gemm-square|8192x8192x8192|bf16|125" "stream-copy|2048 MiB|fp32|65" \
+               "decode-layer|llama-3-8b B=64 ctx=8192|bf16|65"; do
+        IFS='|' read -r workload label dtype seconds <<< "$run"
+        timeout -s INT -k 20 "$(( seconds + 90 ))" python -m suite sustain --workload "$workload" --case "$label" \
+            --dtype "$dtype" --seconds "$seconds" --out "$dir/sustain.jsonl" \
+            --plot "$dir/sustain-$workload-$dtype.png" >> "$log" 2>&1
+        say "sustain $workload $label $dtype ${seconds}s rc=$?"
+    done
+    timeout -k 20 "$(left)" python -m suite counters --out "$dir/counters.jsonl" >> "$log" 2>&1
+    say "counters rc=$?"
+    copy "$dir/sustain.jsonl" "$dir"/sustain-*.png "$dir/counters.jsonl" "$log"
+    ;;
+*)
+    echo "usage: bash benchmarks/h200_run.sh quick|full|sustain" >&2
+    exit 2
+    ;;
+esac
