@@ -127,4 +127,12 @@ def sections(a: rl.GpuAnalysis) -> list[Section]:
                      f"a single window shorter than about {window:.2f} s cannot be measured that closely.")
     if not tables:
         notes.insert(0, "No measured ceiling or decode step on this GPU to put an energy figure beside.")
+    elif not any(measured(r) for r in a.records if r.sustain is None):
+        # Nothing the tables would show is measured: one line says why instead of a row per figure.
+        sustained = sum(1 for r in a.records if r.sustain is not None)
+        tables = []
+        notes.insert(0, "No sweep record of this GPU has an energy figure: each implementation's timed window is too "
+                        "short for the counter's steps (the records say by how much)"
+                        + (f"; the sustain runs' steady energy is in their section ({sustained} run(s))." if sustained
+                           else "; a sustain run measures it (python -m suite sustain)."))
     return [Section(f"{a.label}: energy", tables, notes)]

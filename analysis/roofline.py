@@ -318,7 +318,9 @@ def analyze(records: list[Record], spec_name: str | None = None) -> GpuAnalysis:
         l2 = spec.l2_bytes
     a = GpuAnalysis(first.gpu_key, gpu_label(first), gpu, list(records), spec, how, l2)
     margin = 1 + ABOVE_ROOF_MARGIN
-    meaningful = [r for r in records if r.meaningful]
+    # Sweep measurements only: a sustain run's steady state and a profiled call under the counters
+    # have views of their own, and set no ceiling and take no place on the roofline.
+    meaningful = [r for r in records if r.meaningful and r.sustain is None and r.counters is None]
     a.unverified = [(r, r.verify_problem) for r in records if r.status == "ok" and r.verify_problem]
 
     # Streaming and GEMM figures beyond the spec sheet are bugs: flag them, keep them out of ceilings.

@@ -116,3 +116,17 @@ def test_a_lowered_power_limit_and_missing_telemetry_are_said():
     assert hbm["throttled"] == "unknown: no telemetry; clocks locked; power limit below its default (500 W < 700 W)"
     assert l2["throttled"] is None  # no L2 ceiling measured
     assert ceiling_rows(recs, "Compute ceilings")[0]["throttled"].startswith("yes: sw_power_cap, sw_thermal_slowdown;")
+
+
+def test_a_file_with_no_measured_energy_gets_one_line_not_a_table_of_gaps():
+    recs = h200()
+    for r in recs:
+        r.energy = {"not_measured": "the window (0.190 s in 8 interval(s)) is too short for the counter's 100.0 ms steps"}
+    got, section = tables(recs)
+    assert got == {}
+    assert "No sweep record of this GPU has an energy figure" in section.notes[0]
+    assert "python -m suite sustain" in section.notes[0]
+    # One measured figure brings the tables back.
+    recs[3].energy = measured(149e-12 * recs[3].bytes, 635.0)
+    got, _ = tables(recs)
+    assert got["Memory ceilings"][0]["pj_per_byte"] == pytest.approx(149.0)

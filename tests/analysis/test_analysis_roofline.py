@@ -257,3 +257,14 @@ def test_select_gpu_by_index_host_index_or_uuid():
         rl.select_gpu(rs, 7)
     with pytest.raises(AnalysisError, match="matches several GPUs"):
         rl.select_gpu(h200(env(0, host="a")) + h200(env(0, host="b")), 0)
+
+
+def test_sustain_and_counter_runs_set_no_ceiling_and_take_no_place():
+    recs = h200()
+    fast = gemm(8192, 8192, 8192, 900e12)  # faster than any sweep record of the file
+    fast.sustain = {"unit": "flop_per_s"}
+    profiled = gemm(8192, 8192, 8192, 950e12, impl="torch.matmul", vendor=True)
+    profiled.counters = {"verdict": "within 5%"}
+    a = rl.analyze(recs + [fast, profiled])
+    assert a.compute["bf16"].value == pytest.approx(750e12)
+    assert all(p.record is not fast and p.record is not profiled for p in a.placements)
