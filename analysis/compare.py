@@ -43,15 +43,16 @@ class Side:
         return f"collectives on {self.collective[0].env.get('host') or '?'}"
 
     def ceilings(self) -> dict:
-        """name -> (measured value, kind, the spec figure, what set it)."""
+        """name -> (measured value, kind, the spec figure, what set it, the record that set it or None)."""
         out = {}
         if self.analysis:
             for c in self.analysis.ceilings():
-                out[c.name] = (c.value, c.kind, _spec_of(self.spec, c.name), c.set_by)
+                out[c.name] = (c.value, c.kind, _spec_of(self.spec, c.name), c.set_by, c.record)
         for (op, n, nodes), (bus, size) in collectives.collective_rows(self.collective)[1].items():
             within_node = nodes in (1, None)
             out[f"busbw {op}, {n} ranks" + ("" if within_node else f", {nodes} nodes")] = (
-                bus, "bytes_per_s", _spec_of(self.spec, "busbw") if within_node else None, f"at {fmt_bytes(size)}")
+                bus, "bytes_per_s", _spec_of(self.spec, "busbw") if within_node else None, f"at {fmt_bytes(size)}",
+                None)
         return out
 
     def cases(self) -> dict:
@@ -136,16 +137,17 @@ def _assumptions(side: Side) -> Section:
 def _measured(a: Side, b: Side) -> list[Section]:
     ca, cb = a.ceilings(), b.ceilings()
     cols = [Col("item", "Ceiling"), Col("a", "A"), Col("b", "B"), Col("spec_ratio", "Spec B/A", "ratio"),
-            Col("measured_ratio", "Measured B/A", "ratio"), Col("difference", "Measured - spec", "delta"),
+            Col("measured_ratio", "Measured B/A [95%]", "speedup"), Col("difference", "Measured - spec", "delta"),
             Col("a_set_by", "A set by"), Col("b_set_by", "B set by"),
             Col("unit", "Unit", csv_only=True)]
     rows = []
     for name in (n for n in ca if n in cb):
-        (va, kind, sa, by_a), (vb, _, sb, by_b) = ca[name], cb[name]
-        spec, measured = _ratio(sb, sa), _ratio(vb, va)
-        rows.append([name, Quantity(va, kind), Quantity(vb, kind), spec, measured, measured - spec if spec else None,
-                     by_a, by_b, kind.replace("_per_", "/")])
-    rows.sort(key=lambda row: _surprise(row[4], row[3]))
+        (va, kind, sa, by_a, ra), (vb, _, sb, by_b, rb) = ca[name], cb[name]
+        spec = _ratio(sb, sa)
+        measured = _ceiling_ratio(ra, rb) or vs.Ratio(vb / va)
+        rows.append([name, Quantity(va, kind), Quantity(vb, kind), spec, measured,
+                     measured.value - spec if spec else None, by_a, by_b, kind.replace("_per_", "/")])
+    rows.sort(key=lambda row: _surprise(row[4].value, row[3]))
 
     case_cols = [Col("workload", "Workload"), Col("case", "Case"), Col("dtype", "Dtype"), Col("impl", "Impl"),
                  Col("a_time", "A time", "seconds"), Col("b_time", "B time", "seconds"),
@@ -172,7 +174,8 @@ def _measured(a: Side, b: Side) -> list[Section]:
              "Sorted by |ln(measured / spec)|, the largest surprise first; rows without a spec ratio (L2, or a GPU "
              "with no spec entry) follow, by |ln(measured)|. Only meaningful, verified measurements timed by one "
              "method on both sides are compared; [95%]: each side's round-to-round spread combined, 'tie' where "
-             "the interval holds 1."]
+             "the interval holds 1. A ceiling set by different measurements on the two sides (another case or "
+             "implementation) is a ratio of two bests, without an interval."]
     if same:
         notes.append(f"Both sides are {a.spec.key}: every spec ratio is 1, so the measured ratio is the difference "
                      f"between two cards (or two runs) of one SKU.")
@@ -182,6 +185,16 @@ def _measured(a: Side, b: Side) -> list[Section]:
                             [Table(None, case_cols, case_rows)] if case_rows else [],
                             [] if case_rows else ["No workload case is measured on both sides."]))
     return sections + [_assumptions(a), _assumptions(b)]
+
+
+def _ceiling_ratio(ra, rb):
+    """B/A of two ceilings with its interval, where both were set by the same measurement (the same
+    workload, case, dtype and implementation, timed by one method); else None (a ratio of two bests)."""
+    if ra is None or rb is None:
+        return None
+    if (ra.workload, ra.case, ra.dtype, ra.impl) != (rb.workload, rb.case, rb.dtype, rb.impl):
+        return None
+    return vs.independent_ratio(rb, ra)
 
 
 def _bound(side: Side, r) -> str | None:
@@ -205,7 +218,7 @@ def _spec_only(a: Side, spec_b: specdb.Spec) -> list[Section]:
             Col("spec_ratio", "Spec B/A", "ratio"), Col("b_at_a", "B at A's share of spec"),
             Col("unit", "Unit", csv_only=True)]
     rows = []
-    for name, (va, kind, sa, _) in a.ceilings().items():
+    for name, (va, kind, sa, _, _) in a.ceilings().items():
         sb = _spec_of(spec_b, "busbw" if name.startswith("busbw") and "nodes" not in name else name)
         ratio = _ratio(sb, sa)
         rows.append([name, Quantity(va, kind), Quantity(sa, kind), Quantity(sb, kind), ratio, Quantity(va * ratio if ratio else None, kind),

@@ -93,3 +93,16 @@ def test_two_gpus_of_one_file():
     both = h200(env(0)) + h200(env(1), hbm=4.4e12 * 0.9)
     rows = rows_of(compare.render(select_gpu(both, 0), select_gpu(both, 1), fmt="csv"), "item")
     assert rows[0]["item"] == "HBM bandwidth" and float(rows[0]["measured_ratio"]) == pytest.approx(0.9)
+
+
+def test_a_ceiling_set_by_the_same_measurement_on_both_sides_carries_an_interval():
+    a = h200()
+    b = h200(env(1), hbm=4.4e12 * 1.02)
+    for recs, spread in ((a, (1.0, 1.01, 0.99, 1.0, 1.02, 0.98, 1.0, 1.01)), (b, (1.0, 0.99, 1.01, 1.0, 1.0, 1.02, 0.98, 1.0))):
+        for r in recs:
+            r.time_s["round_p50"] = [r.seconds * f for f in spread]
+    rows = rows_of(compare.render(a, b, fmt="csv"), "item")
+    text = compare.render(a, b, fmt="plain")
+    hbm = next(r for r in rows if r["item"] == "HBM bandwidth")
+    assert float(hbm["measured_ratio"]) == pytest.approx(1.02)
+    assert "1.020 [" in text  # the interval shown beside the ratio
