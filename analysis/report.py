@@ -54,6 +54,9 @@ def render(records, *, fmt: str = "github", spec: str | None = None, plot: str |
 
 def build(records, spec: str | None = None) -> list[Section]:
     sections = [_summary(records)]
+    spent = wall_section(records)
+    if spent:
+        sections.append(spent)
     per_gpu = [rl.analyze(rs, spec) for rs in rl.by_gpu([r for r in records if r.view not in GLOBAL_VIEWS]).values()]
     if len(per_gpu) > 1:
         sections.append(_side_by_side(per_gpu))
@@ -103,6 +106,48 @@ def _summary(records) -> Section:
         notes.append(f"{count(lambda r: r.status == 'ok') - meaningful} verified records have timings that are "
                      f"not meaningful (interpreter): labelled where shown, never in a ceiling.")
     return Section("Results file", notes=notes)
+
+
+def _tuning_source(r) -> str | None:
+    """'tuned' or 'cache': whether the configuration a record ran with was tuned in its run or
+    taken from the tuning store (None where nothing was tuned)."""
+    config = r.config if isinstance(r.config, dict) else {}
+    nested = [v for v in config.values() if isinstance(v, dict)]
+    for c in [config, *nested]:
+        if c.get("tuning") in ("tuned", "cache"):
+            return c["tuning"]
+    return None
+
+
+def wall_section(records) -> Section | None:
+    """Where each sweep's wall time went, per family: each case's wall time (inputs, compiles,
+    tuning, verification, timing) counted once, whatever the number of its records; and how many
+    configurations were tuned in the run or taken from the tuning store."""
+    cases: dict = {}
+    for r in records:
+        case_s = (r.wall or {}).get("case_s")
+        if rl._is_number(case_s) and r.sustain is None and r.counters is None:
+            key = (r.run_id, r.gpu_key, r.workload, r.case, r.dtype)
+            family, _, sources = cases.get(key, (r.family, case_s, []))
+            cases[key] = (family, case_s, sources + [_tuning_source(r)])
+    if not cases:
+        return None
+    rows = []
+    for run, items in group(cases.items(), lambda kv: kv[0][0]).items():
+        total = sum(v[1] for _, v in items)
+        for family, fam_items in [*sorted(group(items, lambda kv: kv[1][0]).items()), ("all", items)]:
+            spent = sum(v[1] for _, v in fam_items)
+            sources = [s for _, v in fam_items for s in v[2]]
+            rows.append([run, family, len(fam_items), spent, spent / total if total else None,
+                         sources.count("tuned"), sources.count("cache")])
+    cols = [Col("run", "Run"), Col("family", "Family"), Col("cases", "Cases", "int"), Col("wall", "Wall", "seconds"),
+            Col("share", "Share", "pct"), Col("tuned", "Configs tuned", "int"),
+            Col("cached", "Configs from the store", "int")]
+    return Section("Where the sweep's time went", [Table(None, cols, rows)], [
+        "Wall: each case's wall time from building its inputs to its last record, compiles, tuning, verification "
+        "and timing included, summed per family (the time before the first case, such as --settle and importing "
+        "the libraries, is not in it). Configs: the records whose kernel configuration was tuned in the run, or "
+        "taken from the tuning store of an earlier run on this GPU model and software."])
 
 
 def ceilings_section(a: rl.GpuAnalysis) -> Section:

@@ -199,3 +199,16 @@ def test_shape_search_counts_only_measured_shapes():
     search += [gemm(6144, 4096, 16384, 1.0, workload="gemm-shape-search", status="skipped", reason="time budget")]
     row = table(report.build(search), "GEMM shape search")[0]
     assert row[:2] == ["bf16", 2]
+
+
+def test_where_the_sweeps_time_went_counts_each_case_once_and_the_tuning_sources():
+    recs = h200()
+    for i, r in enumerate(recs):
+        r.wall = {"case_s": 2.0 if r.family == "gemm" else 1.0}
+        r.config = {"tuning": "cache" if r.vendor else "tuned"} if not r.vendor else None
+    rows = table(report.build(recs), "Where the sweep's time went")
+    by = {row[1]: row for row in rows}
+    # Streaming: 3 cases of 1 s (two with two implementations); GEMM: 1 case of 2 s.
+    assert by["streaming"][2:5] == [3, 3.0, pytest.approx(0.6)] and by["gemm"][2:4] == [1, 2.0]
+    assert by["all"][2:5] == [4, 5.0, 1.0] and by["all"][5:] == [4, 0]
+    assert not any(s.title == "Where the sweep's time went" for s in report.build(h200()))  # no wall: no section
