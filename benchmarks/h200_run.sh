@@ -65,7 +65,7 @@ sustain)
                "decode-layer|llama-3-8b B=64 ctx=8192|bf16|65"; do
         IFS='|' read -r workload label dtype seconds <<< "$run"
         timeout -s INT -k 20 "$(( seconds + 90 ))" python -m suite sustain --workload "$workload" --case "$label" \
-            --dtype "$dtype" --seconds "$seconds" --out "$dir/sustain.jsonl" \
+            --dtype "$dtype" --seconds "$seconds" --out "$dir/sustain.jsonl" --append \
             --plot "$dir/sustain-$workload-$dtype.png" >> "$log" 2>&1
         say "sustain $workload $label $dtype ${seconds}s rc=$?"
     done

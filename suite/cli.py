@@ -1,17 +1,16 @@
-"""`python -m suite`: sweep, collectives, report, compare, specs, env.
+"""`python -m suite`: sweep, sustain, counters, collectives, env (on a GPU); report, compare,
+audit, specs, pages (on any machine).
 
-Only `sweep`, `collectives` and `env` import torch and triton; `report`,
-`compare` and `specs` read results files and the spec database and start in a
-fraction of a second on a machine without a GPU.
+Only the GPU commands import torch and triton; the others read results files
+and the spec database and start in a fraction of a second on a machine without
+a GPU. This is the only module that knows argparse.
 
 Every user error ends in one line on stderr and exit status 2.
 """
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import os
-import re
 import shlex
 import sys
 from pathlib import Path
@@ -250,7 +249,20 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("counters", help="Nsight Compute's DRAM and FLOP counters held against each case's "
                        "byte and FLOP model", description=counters_cmd.HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    counters_cmd.add_arguments(k)
+    k.add_argument("--only", type=_csv, metavar="NAMES",
+                   help="comma-separated workloads or families (default: the headline case of every family)")
+    k.add_argument("--size", type=_csv, metavar="LABELS",
+                   help="the cases with these labels or ids (default: each selected workload's headline case)")
+    k.add_argument("--dtype", type=_csv, metavar="DTYPES", help=f"data types (default {counters_cmd.HEADLINE_DTYPE})")
+    k.add_argument("--impl", type=_csv, metavar="NAMES", help="only these implementations (default: all)")
+    k.add_argument("--out", type=Path, metavar="FILE.jsonl",
+                   help="results file to write (default: results/<gpu>-counters-<time>.jsonl)")
+    k.add_argument("--append", action="store_true", help="add to an --out that already holds records")
+    k.add_argument("--device", type=int, default=0, metavar="N", help="CUDA device index (default 0)")
+    k.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0, as the sweep's)")
+    k.add_argument("--timeout", type=float, default=counters_cmd.TIMEOUT_S, metavar="SECONDS",
+                   help=f"longest one profiled process may run (default {counters_cmd.TIMEOUT_S:g})")
+    k.add_argument("--dry-run", action="store_true", help="print what would be profiled, and exit")
     # sustain: one case back to back for minutes, burst against steady state (suite/sustain.py)
     su = sub.add_parser("sustain", help="one case run back to back for minutes: burst against steady state, "
                         "with clocks, power, throttle reasons and energy", description=SUSTAIN_HELP,
@@ -269,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="calls timed between two CUDA events, in seconds (default 0.2)")
     su.add_argument("--out", type=Path, metavar="FILE.jsonl",
                     help="results file to append the record to (default: results/<gpu>-sustain-<time>.jsonl)")
+    su.add_argument("--append", action="store_true", help="add to an --out that already holds records")
     su.add_argument("--plot", metavar="FILE.png|svg", help="draw throughput, SM clock and power over time")
     su.add_argument("--device", type=int, default=0, metavar="N", help="CUDA device index (default 0)")
     su.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
@@ -284,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("--out", type=Path, metavar="DIR", help="write the pages here instead of the manifest's folder")
     pg.add_argument("--check", action="store_true",
                     help="write nothing; exit 1 naming the pages that differ from what the manifest gives")
+    _add_audit_parser(sub)  # audit: the spec sheet's assumptions checked against measurements (analysis/audit.py)
     return p
 
 
@@ -521,6 +535,99 @@ def cmd_pages(args) -> int:
 
 
 COMMANDS["pages"] = cmd_pages
+
+
+# audit: a spec-sheet claim taken apart into its assumptions, each checked (analysis/audit.py)
+AUDIT_HELP = """\
+Take a spec-sheet claim ("this GPU does 300 TFLOP/s and that one 200, so the
+first is 1.5x faster") apart into the four assumptions it silently makes,
+and check each against the measurements of a results file:
+
+  1 compute-bound       the case's FLOP/byte against the measured ridge, and
+                        the limit that binds: compute roof, memory roof or
+                        launch floor
+  2 fast path           the best implementation's share of that binding
+                        limit, and the spread between the implementations
+                        measured (Triton, each vendor backend)
+  3 data keeps pace     bytes moved at the measured memory roof against FLOPs
+                        at the measured compute roof; achieved bytes/s against
+                        the measured ceiling and the spec
+  4 sustained           the steady/burst ratio of a sustain run of the case
+                        (python -m suite sustain), with clocks, power and
+                        throttle reasons while it was timed
+
+Each is marked holds / breaks / not measured (never assumed), with its
+number, beside the spec-sheet reader's predicted time and the measured one,
+the launch overhead and the energy per unit of work where measured. Every
+figure names its record: file, line and run id.
+
+Cases by default: the decode step at batch 1 and 64, decode attention, fused
+and naive attention, the largest GEMM and the skinny GEMM (the rule and its
+reasons are in analysis/audit.py); --workload keeps those of the workloads
+named, --case names others. Several results files of one GPU may be given
+(add the sustain runs' files for assumption 4): each case is read from the
+latest run that measured it.
+
+examples:
+  python -m suite audit results/h200.jsonl --format plain
+  python -m suite audit results/h200.jsonl --vs results/h100.jsonl          # two GPUs measured
+  python -m suite audit results/h200.jsonl --vs-spec H100-SXM --claim 1.43  # against a spec sheet
+  python -m suite audit results/h200.jsonl --predict H100-SXM               # predicted ceilings, times
+  python -m suite audit results/h200.jsonl --workload decode-layer --case "llama-3-8b B=16 ctx=8192"
+"""
+
+
+def _claim(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a speed-up such as 1.43, got {value!r}") from None
+    if not (x > 0 and x != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive speed-up, got {value}")
+    return x
+
+
+def _add_audit_parser(sub) -> None:
+    au = sub.add_parser("audit", help="the assumptions behind a spec-sheet claim, each checked against the "
+                        "measurements; a prediction for another GPU; no GPU needed",
+                        description=AUDIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    au.add_argument("files", nargs="+", type=Path, metavar="RESULTS.jsonl",
+                    help="results files of one GPU (several: each case from the latest run measuring it)")
+    other = au.add_mutually_exclusive_group()
+    other.add_argument("--vs", type=Path, metavar="OTHER.jsonl",
+                       help="a second GPU's results: the spec-predicted speed-up beside the measured one, per case, "
+                            "with its 95%% interval, and that GPU's own audit")
+    other.add_argument("--vs-spec", metavar="NAME",
+                       help="a spec entry alone (see 'specs'): the speed-up its sheet and this GPU's sheet predict, "
+                            "beside the one this GPU's measured efficiencies predict")
+    au.add_argument("--claim", type=_claim, metavar="RATIO",
+                    help="the claimed speed-up of this GPU over the other (e.g. 1.43), checked per case "
+                         "(default: the spec sheets' own)")
+    au.add_argument("--predict", metavar="NAME",
+                    help="apply this GPU's measured efficiencies to NAME's spec sheet: predicted ceilings and case "
+                         "times, with their error where --vs measured that GPU (default with --vs-spec: its NAME)")
+    au.add_argument("--workload", type=_csv, metavar="NAMES", help="only the cases of these workloads")
+    au.add_argument("--case", action="append", metavar="LABEL",
+                    help="audit this case (a label or id, as 'report' shows it) instead of the default ones; "
+                         "repeat it for more")
+    au.add_argument("--dtype", metavar="DTYPE", help="the dtype of the cases (default: bf16 where measured)")
+    au.add_argument("--spec", metavar="NAME", help="this GPU's spec entry, instead of the one matched from its name")
+    au.add_argument("--gpu", metavar="GPU", help="when the files hold several GPUs: the one to audit (device index, "
+                    "host:index or UUID)")
+    au.add_argument("--vs-gpu", metavar="GPU", help="likewise for --vs")
+    au.add_argument("--format", choices=("github", "plain", "csv"), default="github",
+                    help="github (Markdown, default), plain (a terminal, 120 columns) or csv")
+
+
+def cmd_audit(args) -> int:
+    from analysis import audit
+    print(audit.render(args.files, vs=args.vs, vs_spec=args.vs_spec, predict_spec=args.predict, claim=args.claim,
+                       workloads=args.workload, labels=args.case, dtype=args.dtype, spec=args.spec, gpu=args.gpu,
+                       vs_gpu=args.vs_gpu, fmt=args.format))
+    return 0
+
+
+COMMANDS["audit"] = cmd_audit
 
 
 # `report ... | head`: the reader went away; end as a tool killed by SIGPIPE would, silently.

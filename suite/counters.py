@@ -21,7 +21,6 @@ runs or needs ncu.
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
@@ -150,27 +149,6 @@ def offered_metrics(ncu: str) -> set[str] | None:
 
 # ---------------------------------------------------------------- what to profile
 
-def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The `counters` command's options (suite/cli.py adds the subcommand)."""
-    p.add_argument("--only", type=_csv, metavar="NAMES",
-                   help="comma-separated workloads or families (default: the headline case of every family)")
-    p.add_argument("--size", type=_csv, metavar="LABELS",
-                   help="the cases with these labels or ids (default: each selected workload's headline case)")
-    p.add_argument("--dtype", type=_csv, metavar="DTYPES", help=f"data types (default {HEADLINE_DTYPE})")
-    p.add_argument("--impl", type=_csv, metavar="NAMES", help="only these implementations (default: all)")
-    p.add_argument("--out", type=Path, metavar="FILE.jsonl",
-                   help="results file to append to (default: results/<gpu>-counters-<time>.jsonl)")
-    p.add_argument("--device", type=int, default=0, metavar="N", help="CUDA device index (default 0)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0, as the sweep's)")
-    p.add_argument("--timeout", type=float, default=TIMEOUT_S, metavar="SECONDS",
-                   help=f"longest one profiled process may run (default {TIMEOUT_S:g})")
-    p.add_argument("--dry-run", action="store_true", help="print what would be profiled, and exit")
-
-
 def _check_names(names, valid, what: str) -> None:
     for name in names or []:
         if name not in valid:
@@ -229,10 +207,22 @@ class Outcome:
     info: dict = field(default_factory=dict)  # ncu's version, command, messages, input sets
 
 
+@dataclass(frozen=True)
+class _ChildArgs:
+    workload: str
+    params: dict
+    dtype: str
+    impl: str
+    device: int
+    seed: int
+    warmup: int
+    result: Path
+
+
 def _child_argv(task, impl, args, result: Path) -> list[str]:
-    return [sys.executable, "-m", "suite.counters", "--workload", task.workload.name,
-            "--params", json.dumps(task.params, sort_keys=True), "--dtype", task.dtype, "--impl", impl.name,
-            "--device", str(args.device), "--seed", str(args.seed), "--result", str(result)]
+    spec = {"workload": task.workload.name, "params": task.params, "dtype": task.dtype, "impl": impl.name,
+            "device": args.device, "seed": args.seed, "result": str(result)}
+    return [sys.executable, "-m", "suite.counters", json.dumps(spec, sort_keys=True)]
 
 
 def ncu_command(ncu: str, metrics: list[str], log: Path, child: list[str]) -> list[str]:
@@ -345,7 +335,7 @@ def main(args) -> int:
     except ImportError as e:
         raise UsageError(f"{e.name} is not installed: install the suite with `pip install -e .`") from None
     from suite import runner, timing
-    from suite.results import RecordWriter, default_out, new_run_id
+    from suite.results import RecordWriter, default_out, identity, new_run_id, prepare_output
     from suite.workloads import all_workloads
 
     todo = plan(args, all_workloads())
@@ -372,6 +362,7 @@ def main(args) -> int:
     offered = offered_metrics(ncu) if ncu else None
     metrics = [m for m in hw.metric_names() if offered is None or hw.base_name(m) in offered]
     unoffered = {m: "not offered by this profiler for this GPU" for m in hw.metric_names() if m not in metrics}
+    prepare_output(Path(out), resume=False, append=getattr(args, "append", False), machine={identity(env)})
     try:
         writer = RecordWriter(out)
     except OSError as e:
@@ -444,18 +435,12 @@ def _output_bytes(out) -> int:
 
 def child_main(argv: list[str] | None = None) -> int:
     """One profiled call: inputs and verification as the sweep's, warm-up, then the call between
-    cudaProfilerStart and cudaProfilerStop. What happened goes to --result as JSON."""
-    p = argparse.ArgumentParser(prog="python -m suite.counters",
-                                description="The process `python -m suite counters` profiles under ncu.")
-    p.add_argument("--workload", required=True)
-    p.add_argument("--params", required=True, type=json.loads)
-    p.add_argument("--dtype", required=True)
-    p.add_argument("--impl", required=True)
-    p.add_argument("--device", type=int, default=0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--warmup", type=int, default=WARMUP_CALLS)
-    p.add_argument("--result", type=Path, required=True)
-    a = p.parse_args(argv)
+    cudaProfilerStart and cudaProfilerStop. Its one argument is the JSON the command passes
+    (workload, params, dtype, impl, device, seed, result, and optionally warmup); what happened
+    goes to the `result` file as JSON."""
+    spec = json.loads((sys.argv[1:] if argv is None else argv)[0])
+    a = _ChildArgs(spec["workload"], spec["params"], spec["dtype"], spec["impl"], int(spec.get("device", 0)),
+                   int(spec.get("seed", 0)), int(spec.get("warmup", WARMUP_CALLS)), Path(spec["result"]))
 
     import torch
 

@@ -45,7 +45,7 @@ from suite import env as env_mod
 from suite import runner, timing
 from suite.errors import EXIT_INTERRUPTED, UsageError
 from suite.registry import case_id
-from suite.results import RecordWriter, default_out, new_run_id
+from suite.results import RecordWriter, default_out, identity, new_run_id, prepare_output
 from suite.telemetry import Sampler, nvml_handle
 from suite.workloads import all_workloads
 
@@ -251,7 +251,10 @@ def main(args) -> int:
     out = Path(args.out or default_out(env["gpu"]["name"], "sustain"))
     task = runner.Task(w, params, dtype)
     existed = out.exists()
-    try:  # opened before the run, so that an --out that cannot be written is said before minutes of work
+    # Checked before the run, so that an --out that cannot be written, or already holds records
+    # without --append, is said before minutes of work.
+    prepare_output(out, resume=False, append=getattr(args, "append", False), machine={identity(env)})
+    try:
         writer = RecordWriter(out)
     except OSError as e:
         raise UsageError(f"cannot write --out {out}: {e.strerror or e}") from None

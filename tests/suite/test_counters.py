@@ -55,7 +55,7 @@ FAKE_NCU = textwrap.dedent('''\
         json.dump(argv, f)
     mode = os.environ.get("FAKE_NCU_MODE", "ok")
     log = argv[argv.index("--log-file") + 1]
-    result = argv[argv.index("--result") + 1]
+    result = json.loads(argv[-1])["result"]  # the profiled child's one argument: its JSON spec
     if mode == "hang":
         with open(os.environ["FAKE_NCU_PID"], "w") as f:
             f.write(str(os.getpid()))
@@ -222,7 +222,7 @@ def test_a_profiler_but_no_gpu_is_one_line_and_exit_2(fake_ncu, monkeypatch, cap
 def test_an_out_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["counters", "--only", "stream-copy", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"error: cannot write --out {tmp_path}: Is a directory"]
+    assert err == [f"error: --out {tmp_path} is a directory: name a results file, e.g. {tmp_path}/results.jsonl"]
 
 
 def test_a_device_that_does_not_exist_is_one_line_and_exit_2(fake_ncu, capsys):
@@ -256,8 +256,8 @@ def test_a_profiled_call_becomes_a_counters_record_with_its_verdict(fake_ncu, mo
     assert "dram__bytes_read.sum" in metrics and "sm__ops_path_tensor_src_fp8.sum" not in metrics
     child = argv[argv.index(sys.executable):]
     assert child[1:3] == ["-m", "suite.counters"]
-    assert json.loads(child[child.index("--params") + 1]) == {"array_bytes": GiB}
-    assert child[child.index("--impl") + 1] == "triton" and child[child.index("--dtype") + 1] == "bf16"
+    spec = json.loads(child[3])  # the child's one argument
+    assert spec["params"] == {"array_bytes": GiB} and spec["impl"] == "triton" and spec["dtype"] == "bf16"
     assert c["command"].startswith(str(fake_ncu / "bin" / "ncu"))
     assert "stream-copy" in io.out and "within 5%" in io.out and "Verdict" in io.out
 
@@ -352,8 +352,9 @@ def test_offered_metrics_reads_the_base_names(fake_ncu):
 @pytest.mark.gpu
 def test_the_profiled_process_verifies_and_reports_the_output(tmp_path):
     result = tmp_path / "r.json"
-    assert counters.child_main(["--workload", "stream-copy", "--params", json.dumps({"array_bytes": 16 * MiB}),
-                                "--dtype", "bf16", "--impl", "triton", "--result", str(result)]) == 0
+    spec = {"workload": "stream-copy", "params": {"array_bytes": 16 * MiB}, "dtype": "bf16", "impl": "triton",
+            "result": str(result)}
+    assert counters.child_main([json.dumps(spec)]) == 0
     got = json.loads(result.read_text())
     assert got["status"] == "ok" and got["out_bytes"] == 16 * MiB and got["verify"]["rel_err"] == 0.0
 

@@ -311,4 +311,18 @@ def test_the_command_writes_one_record_prints_the_table_and_plots(gpu_free_comma
 
 def test_an_out_that_cannot_be_written_is_said_before_the_run(gpu_free_command, tmp_path, capsys):
     assert main(["sustain", "--workload", "stream-copy", "--seconds", "12", "--out", str(tmp_path)]) == 2
-    assert _err_line(capsys).startswith(f"error: cannot write --out {tmp_path}") and not gpu_free_command
+    assert _err_line(capsys).startswith(f"error: --out {tmp_path} is a directory") and not gpu_free_command
+
+
+def test_an_out_that_holds_records_needs_append(gpu_free_command, tmp_path, capsys):
+    # Nothing appends to a results file silently: a second run into one file says --append.
+    out = tmp_path / "s.jsonl"
+    run = ["sustain", "--workload", "stream-copy", "--case", "1 MiB", "--dtype", "fp32", "--impl", "torch.copy_",
+           "--seconds", "12", "--no-report", "--out", str(out)]
+    assert main(run) == 0
+    before = out.read_text()
+    capsys.readouterr()
+    assert main(run) == 2
+    assert "already holds" in _err_line(capsys) and out.read_text() == before
+    assert main(run + ["--append"]) == 0
+    assert len(out.read_text().splitlines()) == 2
