@@ -5,7 +5,8 @@
 #   bash benchmarks/h200_run.sh quick     # a cold quick sweep (empty Triton cache and tuning store),
 #                                         # the same warm, then the GPU tests
 #   bash benchmarks/h200_run.sh full      # the full sweep; a later run of the stage continues it
-#   bash benchmarks/h200_run.sh sustain   # the sustain runs, then the hardware counters
+#   bash benchmarks/h200_run.sh sustain [WORKLOAD...]   # the sustain runs (all, or those named)
+#   bash benchmarks/h200_run.sh counters  # the hardware counters of the headline cases
 #
 # Records go to $RESULTS_DIR (default /tmp/suite-results), which later stages on the same machine
 # continue from; PREVIOUS=file.jsonl seeds the full sweep from an earlier machine's file. Each stage
@@ -61,20 +62,26 @@ full)
     ;;
 sustain)
     log=$dir/sustain.log
-    for run in "gemm-square|8192x8192x8192|bf16|125" "stream-copy|2048 MiB|fp32|65" \
-               "decode-layer|llama-3-8b B=64 ctx=8192|bf16|65"; do
+    shift
+    for run in "gemm-square|8192x8192x8192|bf16|125" "stream-copy|2048 MiB|fp32|62" \
+               "decode-layer|llama-3-8b B=64 ctx=8192|bf16|62"; do
         IFS='|' read -r workload label dtype seconds <<< "$run"
+        [ $# -eq 0 ] || [[ " $* " == *" $workload "* ]] || continue
         timeout -s INT -k 20 "$(( seconds + 90 ))" python -m suite sustain --workload "$workload" --case "$label" \
             --dtype "$dtype" --seconds "$seconds" --out "$dir/sustain.jsonl" --append \
-            --plot "$dir/sustain-$workload-$dtype.png" >> "$log" 2>&1
+            --plot "$dir/sustain-$workload.png" >> "$log" 2>&1
         say "sustain $workload $label $dtype ${seconds}s rc=$?"
     done
+    copy "$dir/sustain.jsonl" "$dir"/sustain-*.png "$log"
+    ;;
+counters)
+    log=$dir/counters.log
     timeout -k 20 "$(left)" python -m suite counters --out "$dir/counters.jsonl" >> "$log" 2>&1
     say "counters rc=$?"
-    copy "$dir/sustain.jsonl" "$dir"/sustain-*.png "$dir/counters.jsonl" "$log"
+    copy "$dir/counters.jsonl" "$log"
     ;;
 *)
-    echo "usage: bash benchmarks/h200_run.sh quick|full|sustain" >&2
+    echo "usage: bash benchmarks/h200_run.sh quick|full|sustain [WORKLOAD...]|counters" >&2
     exit 2
     ;;
 esac
