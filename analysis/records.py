@@ -35,6 +35,7 @@ Shapes of the nested fields, as the suite writes them:
 """
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import typing
@@ -294,3 +295,13 @@ def load_many(paths: Iterable[str | Path]) -> list[Record]:
     for p in paths:
         out.extend(load(p))
     return out
+
+
+def run_started(run_id: str):
+    """When a sweep started, from its run id (which begins with the UTC start time, to the second,
+    as YYYYmmddTHHMMSSZ); None for a run id of another form."""
+    try:
+        return datetime.datetime.strptime(run_id.split("-", 1)[0], "%Y%m%dT%H%M%SZ").replace(
+            tzinfo=datetime.timezone.utc)
+    except ValueError:
+        return None

@@ -14,6 +14,8 @@ of every record instead (analysis.tidy).
 """
 from __future__ import annotations
 
+import datetime
+
 from analysis import bounds
 from analysis import energy as energy_table
 from analysis import roofline as rl
@@ -21,6 +23,7 @@ from analysis import specs as specdb
 from analysis import tidy
 from analysis import versus as vs
 from analysis.errors import AnalysisError
+from analysis.records import run_started
 from analysis.tables import Col, Quantity, Section, Table, check_format, fmt_bytes, format_sections, group, natural
 from analysis.views import GLOBAL_VIEWS, VIEWS
 from analysis.views import collective as collective_view
@@ -139,15 +142,32 @@ def wall_section(records) -> Section | None:
             spent = sum(v[1] for _, v in fam_items)
             sources = [s for _, v in fam_items for s in v[2]]
             rows.append([run, family, len(fam_items), spent, spent / total if total else None,
-                         sources.count("tuned"), sources.count("cache")])
+                         sources.count("tuned"), sources.count("cache"),
+                         _start_to_last(records, run) if family == "all" else None])
     cols = [Col("run", "Run"), Col("family", "Family"), Col("cases", "Cases", "int"), Col("wall", "Wall", "seconds"),
             Col("share", "Share", "pct"), Col("tuned", "Configs tuned", "int"),
-            Col("cached", "Configs from the store", "int")]
+            Col("cached", "Configs from the store", "int"), Col("elapsed", "Start to last record", "seconds")]
     return Section("Where the sweep's time went", [Table(None, cols, rows)], [
         "Wall: each case's wall time from building its inputs to its last record, compiles, tuning, verification "
         "and timing included, summed per family (the time before the first case, such as --settle and importing "
         "the libraries, is not in it). Configs: the records whose kernel configuration was tuned in the run, or "
-        "taken from the tuning store of an earlier run on this GPU model and software."])
+        "taken from the tuning store of an earlier run on this GPU model and software.",
+        "Start to last record: from the sweep's start (its run id, to the second) to its last record's timestamp: "
+        "the command's own wall time, imports and --settle included."])
+
+
+def _start_to_last(records, run: str) -> float | None:
+    started = run_started(run)
+    stamps = [t for r in records if r.run_id == run and (t := _when(r.timestamp)) is not None]
+    return (max(stamps) - started).total_seconds() if started and stamps else None
+
+
+def _when(stamp: str):
+    try:
+        when = datetime.datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
 
 
 def ceilings_section(a: rl.GpuAnalysis) -> Section:

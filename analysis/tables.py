@@ -113,6 +113,8 @@ def show(value, kind: str, with_unit: bool = False) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if kind == "seconds":
+        if value == 0:
+            return "0 s"
         return f"{value * 1e6:.1f} us" if value < 1e-3 else f"{value * 1e3:.3f} ms" if value < 1 else f"{value:.3f} s"
     if kind == "bytes":
         return fmt_bytes(value)

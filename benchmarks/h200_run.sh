@@ -38,11 +38,11 @@ quick)
     fresh=$(mktemp -d)
     for run in "cold 0" "warm 30"; do
         set -- $run
-        t0=$(date +%s.%N)
+        t0=$(date +%s)
         TRITON_CACHE_DIR=$fresh/triton XDG_CACHE_HOME=$fresh/cache timeout -s INT -k 20 "$(left)" \
             python -m suite sweep --quick --settle "$2" --no-progress --no-report --out "$dir/quick-$1.jsonl" \
             >> "$log" 2>&1
-        say "quick $1 (--settle $2) rc=$? wall $(echo "$(date +%s.%N) - $t0" | bc) s"
+        say "quick $1 (--settle $2) rc=$? wall $(( $(date +%s) - t0 )) s"
     done
     timeout -k 10 "$(( $(left) - 15 ))" python -m pytest -q -rfE -p no:cacheprovider tests/gpu \
         > "$dir/pytest-gpu.log" 2>&1

@@ -1,5 +1,6 @@
 """`report`: sections per family present, formats, labels of what is not meaningful, multi-GPU flags."""
 import csv
+import datetime
 import io
 import re
 import subprocess
@@ -210,5 +211,20 @@ def test_where_the_sweeps_time_went_counts_each_case_once_and_the_tuning_sources
     by = {row[1]: row for row in rows}
     # Streaming: 3 cases of 1 s (two with two implementations); GEMM: 1 case of 2 s.
     assert by["streaming"][2:5] == [3, 3.0, pytest.approx(0.6)] and by["gemm"][2:4] == [1, 2.0]
-    assert by["all"][2:5] == [4, 5.0, 1.0] and by["all"][5:] == [4, 0]
+    assert by["all"][2:5] == [4, 5.0, 1.0] and by["all"][5:7] == [4, 0]
+    assert by["all"][7] is None and by["gemm"][7] is None  # the fixtures' run id names no start time
     assert not any(s.title == "Where the sweep's time went" for s in report.build(h200()))  # no wall: no section
+
+
+def test_start_to_last_record_runs_from_the_run_ids_start_time_to_the_latest_timestamp():
+    recs = h200()
+    start = datetime.datetime(2026, 12, 2, 0, 45, 50, tzinfo=datetime.timezone.utc)
+    for i, r in enumerate(recs):
+        r.run_id, r.wall = "20261202T004550Z-fd0e27", {"case_s": 1.0}
+        r.timestamp = (start + datetime.timedelta(seconds=10.5 + 7 * i)).isoformat()
+    rows = table(report.build(recs), "Where the sweep's time went")
+    last = 10.5 + 7 * (len(recs) - 1)
+    assert {row[1]: row for row in rows}["all"][7] == pytest.approx(last)
+    recs[-1].timestamp = "not a time"  # an unreadable stamp is left out, never guessed
+    rows = table(report.build(recs), "Where the sweep's time went")
+    assert {row[1]: row for row in rows}["all"][7] == pytest.approx(last - 7)

@@ -175,3 +175,9 @@ def test_plot_refuses_what_it_cannot_draw(tmp_path):
         sus.plot([sustain_record(capped)], tmp_path / "x.jpg")
     with pytest.raises(AnalysisError, match="no sustain record"):
         sus.plot([rec("gemm-square", "gemm")], tmp_path / "x.png")
+
+
+@pytest.mark.parametrize("per, unit, text", [(1.0, "flop_per_s", "1.00 pJ/FLOP"), (158.2, "bytes_per_s", "158 pJ/byte"),
+                                             (0.5, "flop_per_s", "0.500 pJ/FLOP"), (132.4, "tokens_per_s", "132 tokens/J")])
+def test_steady_energy_keeps_three_significant_digits(per, unit, text):
+    assert view._energy_text(per, unit, {"uncertainty": 0.002}) == f"{text} (±0.2%)"

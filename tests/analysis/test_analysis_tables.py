@@ -13,7 +13,7 @@ from analysis.records import load
 from analysis.tables import EMPTY, WIDTH, Col, Quantity, Section, Table, format_sections, one_line, wrap
 
 ROOT = Path(__file__).resolve().parents[2]
-FULL_SWEEP = ROOT / "benchmarks" / "results" / "h200" / "previous" / "full.jsonl"
+FULL_SWEEP = ROOT / "benchmarks" / "results" / "h200" / "full.jsonl"
 LONG_REASON = ("SDPA efficient backend does not run this case: " + "Memory efficient kernel not used because: "
                "(Triggered internally at /pytorch/aten/src/ATen/native/transformers/cuda/sdp_utils.cpp:986.); " * 8)
 
@@ -166,7 +166,12 @@ def test_plain_fits_even_a_cell_wider_than_the_terminal():
     assert widest(text) <= WIDTH
 
 
-@pytest.mark.parametrize("name", ["quick-warm.jsonl", "quick-cold.jsonl", "sustain.jsonl", "counters.jsonl"])
+@pytest.mark.parametrize("name", ["quick-warm.jsonl", "quick-cold.jsonl", "sustain.jsonl", "counters.jsonl", "full.jsonl"])
 def test_plain_report_of_each_committed_h200_file_fits_120_columns(name):
     text = report.render(load(ROOT / "benchmarks" / "results" / "h200" / name), fmt="plain")
     assert widest(text) <= WIDTH, max(text.splitlines(), key=len)
+
+
+def test_seconds_show_a_zero_as_seconds_and_small_times_in_us():
+    assert tables.show(0.0, "seconds") == "0 s"
+    assert tables.show(12e-6, "seconds") == "12.0 us" and tables.show(1.733, "seconds") == "1.733 s"
