@@ -46,6 +46,8 @@ from analysis.records import Record, RecordError, parse
 from analysis.tables import Col, Quantity, Section, Table, check_format, format_sections, natural, show
 
 HOLDS, BREAKS, NOT_MEASURED = "holds", "breaks", "not measured"
+# A sustain run whose throughput never settled: its steady/burst ratio is a number, not a verdict.
+UNSETTLED = "unsettled"
 # A fast path reaches its roof within the tail effects of a finite problem and the run-to-run
 # spread (the roofs are themselves the best kernels measured); below this share of the binding
 # limit a fifth of the time or more goes to work the roof does not count.
@@ -393,7 +395,7 @@ def select(a: rl.GpuAnalysis, workloads: list[str] | None, labels: list[str] | N
 @dataclass
 class Check:
     name: str
-    verdict: str | None  # HOLDS / BREAKS / NOT_MEASURED; None for the rows that only inform
+    verdict: str | None  # HOLDS / BREAKS / UNSETTLED / NOT_MEASURED; None for the rows that only inform
     figure: object  # a Quantity, or text
     against: str
     detail: str
@@ -640,6 +642,10 @@ def _sustained(s: Assessment, runs: list[Record]) -> Check:
     detail = "; ".join(parts)
     if ratio is None:
         return Check(ASSUMPTIONS[3], NOT_MEASURED, None, against, summary["problem"], [r, run], NOT_MEASURED)
+    if summary["problem"]:
+        # A ratio of two windows of a rate that still swings says neither holds nor breaks.
+        return Check(ASSUMPTIONS[3], UNSETTLED, Quantity(ratio, "ratio"), against,
+                     f"{detail}; {summary['problem']}", [r, run], f"{UNSETTLED}: {ratio:.3f}")
     verdict = HOLDS if ratio >= SUSTAINED_RATIO else BREAKS
     return Check(ASSUMPTIONS[3], verdict, Quantity(ratio, "ratio"), against, detail, [r, run],
                  f"{verdict}: {ratio:.3f}")
@@ -1028,8 +1034,10 @@ def _rules() -> list[str]:
         "FLOPs at the measured compute roof; beside it the achieved bytes/s against the measured ceiling and the "
         "spec.",
         f"4 sustained holds where a sustain run of the same workload, case and dtype keeps a steady/burst throughput "
-        f"ratio of {SUSTAINED_RATIO:.2f} or more, and is 'not measured' without one (never assumed); the clocks, "
-        f"power and throttle reasons while the case was timed stand beside it.",
+        f"ratio of {SUSTAINED_RATIO:.2f} or more, is 'unsettled' where that run's throughput never settled, and is "
+        f"'not measured' without one (never assumed); the clocks, power and throttle reasons while the case was "
+        f"timed stand beside it. A sustain run launches the case back to back from Python: where that is "
+        f"launch-bound, its rate follows the host.",
         "Launch overhead: the share of the back-to-back time a CUDA graph replay removes (1 - graph / eager), "
         f"launch-bound at {bounds.LAUNCH_BOUND_SHARE:.0%} or more. Energy: from NVML's energy counter over the timed "
         "window, where measured; tokens per joule for a decode step.",

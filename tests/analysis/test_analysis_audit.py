@@ -10,6 +10,7 @@ import math
 import pytest
 
 from analysis import audit
+from analysis import sustain as sus
 from analysis.errors import AnalysisError
 from analysis.records import Record, dump
 from suite.cli import main
@@ -286,6 +287,19 @@ def test_assumption_four_from_the_sustain_run_of_the_same_case(steady, verdict):
     assert four.verdict == verdict and four.figure.value == pytest.approx(steady)
     assert "steady SM 1,600 MHz, 700 W, throttle sw_power_cap" in four.detail
     assert four.against == "timed at SM 1980 of 1980 MHz, 600 of 700 W, throttle: none"
+
+
+def test_a_sustain_run_that_never_settles_neither_holds_nor_breaks():
+    swinging = sustain_run(1.0, 1.2)
+    d = swinging.sustain["series"]["device_s"]
+    for i in range(len(d) - 5, len(d)):  # the last second runs a third slower than the steady median
+        d[i] *= 1.5
+    four = assessed(ceilings() + [memory_case(), swinging], "decode step").check("4 sustained")
+    ratio = sus.analyse(swinging)["steady_vs_burst"]["throughput"]
+    assert four.verdict == "unsettled" and four.figure.value == pytest.approx(ratio) and 1.1 < ratio < 1.2
+    assert "did not settle" in four.detail and four.short == f"unsettled: {ratio:.3f}"
+    steady = assessed(ceilings() + [memory_case(), sustain_run(1.0, 1.2)], "decode step").check("4 sustained")
+    assert steady.verdict == "holds"  # the same ratio from a run that settled
 
 
 def test_assumption_four_is_never_assumed():
