@@ -718,10 +718,19 @@ def efficiencies(a: rl.GpuAnalysis) -> dict[str, Efficiency]:
         name = "HBM bandwidth" if hbm else f"compute {run.dtype}" if run.roof == "compute" else None
         if name not in out:
             continue
-        ratio = (sus.analyse(run)["steady_vs_burst"] or {}).get("throughput")
+        ratio = kept_under_load(sus.analyse(run))
         if ratio is not None and (out[name].sustained is None or ratio < out[name].sustained):
             out[name].sustained, out[name].sustain_record = ratio, run
     return out
+
+
+def kept_under_load(summary: dict) -> float | None:
+    """The share of its burst throughput a sustain run keeps in steady state, for a prediction: None
+    where the run never settled (two windows of a swinging rate predict nothing), and at most 1 (a
+    steady state faster than its burst, as a launch-bound case warming up, promises nothing beyond
+    the figure measured)."""
+    ratio = (summary["steady_vs_burst"] or {}).get("throughput")
+    return None if ratio is None or summary["problem"] else min(ratio, 1.0)
 
 
 def _spec_value(spec: specdb.Spec, name: str) -> float | None:
@@ -781,7 +790,7 @@ def predict_case(s: Assessment, eff: dict[str, Efficiency], target: specdb.Spec)
     here, there = max(terms_here.values()), max(terms_there.values())
     binding = max(terms_there, key=lambda k: (terms_there[k], k == "compute"))
     t = r.seconds * there / here
-    ratio = (s.sustain[1]["steady_vs_burst"] or {}).get("throughput") if s.sustain else None
+    ratio = kept_under_load(s.sustain[1]) if s.sustain else None
     return CasePrediction(t, "", t / ratio if ratio else None, binding, note)
 
 
@@ -1009,8 +1018,9 @@ def _prediction_section(mine: GpuAudit, eff: dict[str, Efficiency], target: spec
              "predicted compute ceiling, bytes at the predicted HBM ceiling and the same launch floor (host and "
              "driver costs do not follow the spec sheet). Predicted figure: FLOP/s where compute binds there, "
              "bytes really moved per second otherwise.",
-             "Sustained ratio: the lowest steady/burst throughput among this GPU's sustain runs of that roof (for a "
-             "case, its own sustain run); empty where none was measured, and then the prediction is a burst's.",
+             "Sustained ratio: the lowest steady/burst throughput (at most 1) among this GPU's settled sustain runs of "
+             "that roof (for a case, its own sustain run); empty where none was measured or settled, and then the "
+             "prediction is a burst's.",
              "The L2 plateau has no prediction: spec sheets give no L2 bandwidth."]
     if b is not None:
         notes.append(f"Measured there: {b.label}'s own ceilings and best times; Error = predicted / measured - 1."

@@ -550,3 +550,16 @@ def test_the_spec_sheet_prediction_needs_the_dtype_on_the_sheet():
     fig, t = audit.spec_prediction(None, memory_case())
     assert t is None and fig == "no spec entry for this GPU"
     assert math.isclose(audit.spec_prediction(audit.specdb.get("H100-SXM"), memory_case())[1], GiB / H100_BW)
+
+
+def test_a_prediction_never_takes_speed_from_a_steady_state_faster_than_its_burst_or_unsettled():
+    assert audit.kept_under_load({"steady_vs_burst": {"throughput": 1.26}, "problem": None}) == 1.0
+    assert audit.kept_under_load({"steady_vs_burst": {"throughput": 0.8}, "problem": None}) == 0.8
+    assert audit.kept_under_load({"steady_vs_burst": {"throughput": 1.26}, "problem": "did not settle"}) is None
+    assert audit.kept_under_load({"steady_vs_burst": None, "problem": "overlap"}) is None
+    faster = sustain_run(1.0, 1.3)
+    rs = ceilings() + launch_floor_records() + [memory_case(share=0.8), faster]
+    mine = one(rs, labels=[memory_case().label])
+    audit.predict(mine, audit.specdb.get("H100-SXM"))
+    p = mine.assessed[0].prediction
+    assert p.sustained == pytest.approx(p.time)  # kept at most what was measured
