@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The recorded two-GPU run (device kind nvidia-h200-x2): the NCCL GPU tests,
+# The recorded two-GPU run (one node, two H200s): the NCCL GPU tests,
 # a sweep of every GPU (streaming and GEMM: the per-GPU ceilings) and the
 # collective sweep. NVLink multicast stays off (the suite sets the variables
 # in every process it starts; they are set here too).
