@@ -713,9 +713,7 @@ def efficiencies(a: rl.GpuAnalysis) -> dict[str, Efficiency]:
     # The sustained ratio of a roof: the lowest steady/burst throughput among the sustain runs of a
     # case of that roof (and dtype): how much of the burst figure the roof keeps under load.
     for run in sustain_runs(a.records):
-        # A run whose working set stays in L2 says nothing of HBM.
-        hbm = run.roof == "memory" and rl.regime(run.bytes, a.l2_bytes) == "HBM"
-        name = "HBM bandwidth" if hbm else f"compute {run.dtype}" if run.roof == "compute" else None
+        name = a.ceiling_name_of(run)
         if name not in out:
             continue
         ratio = kept_under_load(sus.analyse(run))

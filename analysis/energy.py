@@ -13,10 +13,17 @@ from __future__ import annotations
 import math
 
 from analysis import roofline as rl
+from analysis import sustain as sus
 from analysis.errors import AnalysisError
-from analysis.tables import Col, Section, Table, natural
+from analysis.tables import Col, Quantity, Section, Table, natural
 
 PER_WORK = {"flop_per_s": "pJ/FLOP", "bytes_per_s": "pJ/byte", "tokens_per_s": "tokens/J"}
+
+
+def text(per: float, unit: str) -> str:
+    """'1.00 pJ/FLOP', '158 pJ/byte', '132 tokens/J': three significant digits, kept."""
+    digits = max(0, 2 - math.floor(math.log10(abs(per)))) if per else 0
+    return f"{per:.{digits}f} {PER_WORK[unit]}"
 
 
 def _number(v) -> bool:
@@ -125,14 +132,55 @@ def sections(a: rl.GpuAnalysis) -> list[Section]:
     if resolution is not None and window is not None:
         notes.append(f"The counter stepped every {1e3 * resolution:.1f} ms (median over the records that read it): "
                      f"a single window shorter than about {window:.2f} s cannot be measured that closely.")
-    if not tables:
+    steady = _steady_table(a)
+    if not tables and steady is None:
         notes.insert(0, "No measured ceiling or decode step on this GPU to put an energy figure beside.")
-    elif not any(measured(r) for r in a.records if r.sustain is None):
-        # Nothing the tables would show is measured: one line says why instead of a row per figure.
-        sustained = sum(1 for r in a.records if r.sustain is not None)
+    elif tables and not any(measured(r) for r in a.records if r.sustain is None):
+        # Nothing the sweep's tables would show is measured: one line says why instead of a row per figure.
         tables = []
         notes.insert(0, "No sweep record of this GPU has an energy figure: each implementation's timed window is too "
                         "short for the counter's steps (the records say by how much)"
-                        + (f"; the sustain runs' steady energy is in their section ({sustained} run(s))." if sustained
-                           else "; a sustain run measures it (python -m suite sustain)."))
+                        + ("; the figures below come from sustain runs." if steady else
+                           "; a sustain run measures it (python -m suite sustain)."))
+    if steady is not None:
+        tables.append(steady)
+        notes.append("In steady state: each sustain run's energy over the last half of its run, beside the ceiling "
+                     "its case speaks for (a memory-roof case past L2: the HBM ceiling; a compute-roof case: its "
+                     "dtype's) or, for a decode step, the sweep's own throughput of that case; Steady is the run's "
+                     "throughput there, launched back to back.")
     return [Section(f"{a.label}: energy", tables, notes)]
+
+
+def _steady_table(a: rl.GpuAnalysis) -> Table | None:
+    """The energy of this GPU's sustain runs in steady state, beside what the sweep measured."""
+    rows = []
+    for r in sorted((r for r in a.records if r.status == "ok" and r.sustain is not None),
+                    key=lambda r: (r.workload, rl.dtype_rank(r.dtype), natural(r.case), r.impl)):
+        s = sus.checked(r)
+        summary = sus.summarize(s)
+        e = (s.get("energy") or {}).get("steady")
+        per = per_work(e, s["unit"], s["work_per_call"])
+        name = a.ceiling_name_of(r)
+        ceiling = a.ceiling(name) if name else None
+        if name is not None:
+            figure, beside = name, Quantity(ceiling.value, ceiling.kind) if ceiling else None
+        elif s["workload_view"] == "decode":
+            swept = [x for x in a.records if x.sustain is None and x.meaningful and id(x) not in a.excluded
+                     and (x.workload, x.case, x.dtype, x.impl) == (r.workload, r.case, r.dtype, r.impl)]
+            figure = "decode step"
+            beside = Quantity(max(x.params["batch"] / x.seconds for x in swept), "tokens_per_s") if swept else None
+        else:
+            continue
+        why = "" if per is not None else (e.get("not_measured") if isinstance(e, dict) else "no steady energy")
+        rows.append([figure, beside, f"{r.workload} {r.label} {r.dtype}", r.impl,
+                     Quantity(summary["steady"]["throughput"], s["unit"]) if summary["steady"] else None,
+                     text(per, s["unit"]) if per is not None else None, per,
+                     e.get("watts") if per is not None else None, e.get("uncertainty") if per is not None else None,
+                     summary["problem"] or why])
+    if not rows:
+        return None
+    cols = [Col("figure", "Figure"), Col("swept", "Sweep's figure"), Col("case", "Sustain case"), Col("impl", "Impl"),
+            Col("steady", "Steady"), Col("energy", "Energy"),
+            Col("per_work", "Energy per work", "energy", csv_only=True),
+            Col("watts", "Power (energy counter)", "watts"), Col("uncertainty", "±", "pct"), Col("remark", "Remark")]
+    return Table("In steady state (sustain runs)", cols, rows)

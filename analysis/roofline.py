@@ -273,6 +273,14 @@ class GpuAnalysis:
     def ceiling(self, name: str) -> Ceiling | None:
         return next((c for c in self.ceilings() if c.name == name), None)
 
+    def ceiling_name_of(self, run: Record) -> str | None:
+        """The ceiling a sustain run (or any record) of a ceiling-setting case speaks for: 'HBM
+        bandwidth' for a memory-roof case whose working set is past L2, 'compute <dtype>' for a
+        compute-roof case; None otherwise (an L2-resident stream says nothing of HBM)."""
+        if run.roof == "memory" and regime(run.bytes, self.l2_bytes) == "HBM":
+            return "HBM bandwidth"
+        return f"compute {run.dtype}" if run.roof == "compute" else None
+
     def ridge(self, dtype: str) -> tuple[float | None, float | None]:
         """(measured, spec) ridge points in FLOP/byte for a dtype."""
         c = self.compute.get(dtype)

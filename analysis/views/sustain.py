@@ -3,7 +3,6 @@
 the energy of a call in steady state."""
 from __future__ import annotations
 
-import math
 
 from analysis import energy as en
 from analysis import roofline as rl
@@ -25,8 +24,7 @@ def _throttle_text(window: dict | None) -> str | None:
 
 def _energy_text(per: float, unit: str, e: dict) -> str:
     spread = f" (±{e['uncertainty']:.1%})" if isinstance(e.get("uncertainty"), (int, float)) else ""
-    digits = max(0, 2 - math.floor(math.log10(abs(per)))) if per else 0  # three significant, kept
-    return f"{per:.{digits}f} {en.PER_WORK[unit]}{spread}"
+    return en.text(per, unit) + spread
 
 
 def sections(a: rl.GpuAnalysis, recs) -> list[Section]:

@@ -1,5 +1,6 @@
 """The report's energy table (pJ/byte beside the memory ceilings, pJ/FLOP per dtype beside the
 compute ceilings, tokens/J of the decode step) and the ceilings' "throttled while set"."""
+import copy
 import csv
 import io
 
@@ -8,7 +9,7 @@ import pytest
 from analysis import energy, report
 from analysis import roofline as rl
 from analysis.errors import AnalysisError
-from test_analysis_roofline import GiB, case, env, gemm, h200, stream, telemetry
+from test_analysis_roofline import GiB, MiB, case, env, gemm, h200, stream, telemetry
 
 
 def measured(joules_per_call, watts, uncertainty=0.01, window_s=3.0):
@@ -130,3 +131,49 @@ def test_a_file_with_no_measured_energy_gets_one_line_not_a_table_of_gaps():
     recs[3].energy = measured(149e-12 * recs[3].bytes, 635.0)
     got, _ = tables(recs)
     assert got["Memory ceilings"][0]["pj_per_byte"] == pytest.approx(149.0)
+
+
+def sustained(base, unit, work, steady, *, swing=False, energy_steady=None, seconds=60.0, chunk=0.2):
+    """`base` run back to back as a sustain record: `steady` throughput from 2 s on (the last
+    second a third slower where `swing`), with a steady-state energy reading."""
+    r = copy.deepcopy(base)
+    r.view = "sustain"
+    t = [round(i * chunk, 9) for i in range(int(round(seconds / chunk)))]
+    device = [100 * work / (steady * (0.75 if swing and x >= seconds - 1 else 1.0)) for x in t]
+    views = {"bytes_per_s": "streaming", "flop_per_s": "gemm", "tokens_per_s": "decode"}
+    r.sustain = {"workload_view": views[unit],
+                 "unit": unit, "work_per_call": work, "seconds": seconds, "chunk_s": chunk, "burst_s": 2.0,
+                 "method": "cuda-events", "interrupted": False,
+                 "series": {"t_s": t, "host_s": [chunk] * len(t), "calls": [100] * len(t), "device_s": device,
+                            "sm_clock_mhz": [1980.0] * len(t), "mem_clock_mhz": [3201.0] * len(t),
+                            "power_w": [650.0] * len(t), "temp_c": [60.0] * len(t), "throttle": [[]] * len(t)},
+                 "energy": {"burst": None, "steady": energy_steady}}
+    return r
+
+
+def test_with_no_sweep_energy_the_sustain_runs_give_it_beside_the_ceilings():
+    recs = h200()
+    for r in recs:
+        r.energy = {"not_measured": "the window (0.190 s) is too short for the counter's 100.0 ms steps"}
+    hbm_case = next(r for r in recs if r.workload == "stream-copy" and r.bytes == 4 * GiB and not r.vendor)
+    l2_case = next(r for r in recs if r.workload == "stream-copy" and r.bytes == 8 * MiB and not r.vendor)
+    gemm_case = next(r for r in recs if r.workload == "gemm-square" and not r.vendor)
+    step = case("decode", "decode-layer", 2e12, 20e9, 200e12, params={"batch": 64, "context": 8192})
+    runs = [sustained(hbm_case, "bytes_per_s", hbm_case.bytes, 4.2e12,
+                      energy_steady=measured(158e-12 * hbm_case.bytes, 677.0)),
+            sustained(l2_case, "bytes_per_s", l2_case.bytes, 8e12, energy_steady=measured(1e-3, 500.0)),
+            sustained(gemm_case, "flop_per_s", gemm_case.flops, 690e12,
+                      energy_steady=measured(gemm_case.flops * 1e-12, 691.0)),
+            sustained(step, "tokens_per_s", 64, 83e3, swing=True, energy_steady=measured(64 / 132.0, 634.0))]
+    got, section = tables(recs + [step] + runs)
+    rows = {row["figure"]: row for row in got["In steady state (sustain runs)"]}
+    assert set(rows) == {"HBM bandwidth", "compute bf16", "decode step"}  # the L2-resident run speaks for no ceiling
+    hbm, bf16, step_row = rows["HBM bandwidth"], rows["compute bf16"], rows["decode step"]
+    assert hbm["energy"] == "158 pJ/byte" and hbm["swept"].value == pytest.approx(4.4e12)
+    assert bf16["energy"] == "1.00 pJ/FLOP" and bf16["swept"].value == pytest.approx(750e12)
+    assert step_row["energy"] == "132 tokens/J" and step_row["swept"].value == pytest.approx(64 / 0.01)
+    assert step_row["remark"].startswith("throughput did not settle")
+    assert section.notes[0].endswith("the figures below come from sustain runs.")
+    # A file of sustain runs alone: their energy, and no word of sweep records it does not hold.
+    _, alone = tables([runs[2]])
+    assert not any("No sweep record" in n for n in alone.notes)
