@@ -56,6 +56,7 @@ Triton kernels here. `layer_flops` / `layer_bytes` give its exact model.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -392,16 +393,28 @@ def merge_pass(part_o, part_lse, lengths, split_len: int, out) -> None:
 # Decode layer
 # ---------------------------------------------------------------------------
 
-# Named configurations (gpt-fast style). "tiny" is for the interpreter tests.
-PRESETS: dict[str, dict] = {
-    "llama-3-8b": dict(hidden=4096, heads=32, kv_heads=8, head_dim=128, mlp=14336, norm_eps=1e-5),
-    "tiny": dict(hidden=64, heads=4, kv_heads=2, head_dim=16, mlp=96, norm_eps=1e-5),
+@dataclass(frozen=True)
+class LayerShape:
+    """One transformer layer's sizes (gpt-fast's ModelArgs, the part a decode step needs): a typo
+    in a field name fails where the preset is defined, not deep inside a step."""
+    hidden: int
+    heads: int  # query heads
+    kv_heads: int  # key/value heads (grouped-query attention when fewer than heads)
+    head_dim: int
+    mlp: int  # the MLP's inner width
+    norm_eps: float
+
+
+# Named shapes. "tiny" is for the interpreter tests.
+PRESETS: dict[str, LayerShape] = {
+    "llama-3-8b": LayerShape(hidden=4096, heads=32, kv_heads=8, head_dim=128, mlp=14336, norm_eps=1e-5),
+    "tiny": LayerShape(hidden=64, heads=4, kv_heads=2, head_dim=16, mlp=96, norm_eps=1e-5),
 }
 
 
-def layer_weight_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
+def layer_weight_shapes(cfg: LayerShape) -> dict[str, tuple[int, ...]]:
     """Weights of one layer; projections are [out_features, in_features] (y = x @ w.T)."""
-    h, d, hq, hkv, mlp = cfg["hidden"], cfg["head_dim"], cfg["heads"], cfg["kv_heads"], cfg["mlp"]
+    h, d, hq, hkv, mlp = cfg.hidden, cfg.head_dim, cfg.heads, cfg.kv_heads, cfg.mlp
     return {
         "attn_norm": (h,),
         "wqkv": ((hq + 2 * hkv) * d, h),  # rows: q heads, then k heads, then v heads
@@ -412,23 +425,23 @@ def layer_weight_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
     }
 
 
-def layer_flops(cfg: dict, batch: int, context: int) -> int:
+def layer_flops(cfg: LayerShape, batch: int, context: int) -> int:
     """The four projections (2 FLOPs per multiply-add) and attention over `context` tokens.
 
     Norms, SiLU and residual adds (about 10 FLOPs per hidden or MLP element,
     under 0.01% of the total) are not counted.
     """
     matmul = sum(math.prod(s) for s in layer_weight_shapes(cfg).values() if len(s) == 2)
-    return 2 * batch * matmul + attention_flops([context] * batch, cfg["heads"], cfg["head_dim"])
+    return 2 * batch * matmul + attention_flops([context] * batch, cfg.heads, cfg.head_dim)
 
 
-def layer_bytes(cfg: dict, batch: int, context: int, esize: int) -> int:
+def layer_bytes(cfg: LayerShape, batch: int, context: int, esize: int) -> int:
     """Minimum traffic: every weight read once, the context-1 cached tokens' k/v read
     once, the new token's k/v written once, the layer's input read and output written.
     Intermediate activations (a few hidden-sized rows per token) could stay on chip."""
     weights = sum(math.prod(s) for s in layer_weight_shapes(cfg).values())
-    kv_token = 2 * batch * cfg["kv_heads"] * cfg["head_dim"]  # k and v of one position, all sequences
-    return (weights + kv_token * (context - 1) + kv_token + 2 * batch * cfg["hidden"]) * esize
+    kv_token = 2 * batch * cfg.kv_heads * cfg.head_dim  # k and v of one position, all sequences
+    return (weights + kv_token * (context - 1) + kv_token + 2 * batch * cfg.hidden) * esize
 
 
 @triton.jit
@@ -502,7 +515,7 @@ def _append_kv_kernel(qkv_ptr, k_ptr, v_ptr, pos, qkv_row, k_col0, capacity, HEA
 
 
 def layer_step(x: torch.Tensor, weights: dict[str, torch.Tensor], k_cache: torch.Tensor, v_cache: torch.Tensor,
-               lengths: torch.Tensor, context: int, cfg: dict, out: torch.Tensor | None = None) -> torch.Tensor:
+               lengths: torch.Tensor, context: int, cfg: LayerShape, out: torch.Tensor | None = None) -> torch.Tensor:
     """One decode step of a layer for x [B, hidden] (one new token per sequence).
 
     The caches [B, kv_heads, capacity, head_dim] hold context-1 earlier tokens;
@@ -513,7 +526,7 @@ def layer_step(x: torch.Tensor, weights: dict[str, torch.Tensor], k_cache: torch
     from kernels.gemm import linear
 
     batch = x.shape[0]
-    hq, hkv, d, eps = cfg["heads"], cfg["kv_heads"], cfg["head_dim"], cfg["norm_eps"]
+    hq, hkv, d, eps = cfg.heads, cfg.kv_heads, cfg.head_dim, cfg.norm_eps
     if not 1 <= context <= k_cache.shape[2]:
         raise ValueError(f"context {context} outside [1, cache capacity {k_cache.shape[2]}]")
     h = rms_norm(x, weights["attn_norm"], eps)

@@ -254,14 +254,14 @@ def _layer_inputs(params, dtype, device, gen):
         # Projections scaled by 1/sqrt(fan_in) keep activations O(1); norm
         # weights near 1 but not 1, so a kernel that ignores them fails.
         weights[name] = randn(*shape, scale=shape[1] ** -0.5) if len(shape) == 2 else 1 + randn(*shape, scale=0.1)
-    cache_shape = (b, cfg["kv_heads"], ctx, cfg["head_dim"])
+    cache_shape = (b, cfg.kv_heads, ctx, cfg.head_dim)
     return {
-        "x": randn(b, cfg["hidden"]),
+        "x": randn(b, cfg.hidden),
         "weights": weights,
         "k_cache": randn(*cache_shape),
         "v_cache": randn(*cache_shape),
         "lengths": torch.full((b,), ctx, dtype=torch.int32, device=device),
-        "out": torch.empty((b, cfg["hidden"]), device=device, dtype=tdt),
+        "out": torch.empty((b, cfg.hidden), device=device, dtype=tdt),
         "cfg": cfg,
         "context": ctx,
     }
@@ -276,7 +276,7 @@ def _layer_reference(inp, params, dtype):
     element checked at the scale of its row's root-mean-square."""
     cfg = kd.PRESETS[params["preset"]]
     w = {k: t.double() for k, t in inp["weights"].items()}
-    batch, per_row = params["batch"], 2 * cfg["kv_heads"] * params["context"] * cfg["head_dim"]
+    batch, per_row = params["batch"], 2 * cfg.kv_heads * params["context"] * cfg.head_dim
     step = max(1, _REF_ELEMENTS // per_row)
     out = torch.cat([_layer_rows(inp, w, cfg, params["context"], list(range(r, min(r + step, batch))))
                      for r in range(0, batch, step)])
@@ -285,7 +285,7 @@ def _layer_reference(inp, params, dtype):
 
 
 def _layer_rows(inp, w, cfg, ctx, rows):
-    hq, hkv, d, eps = cfg["heads"], cfg["kv_heads"], cfg["head_dim"], cfg["norm_eps"]
+    hq, hkv, d, eps = cfg.heads, cfg.kv_heads, cfg.head_dim, cfg.norm_eps
     x = inp["x"][rows].double()
     qkv = _rms(x, w["attn_norm"], eps) @ w["wqkv"].T
     q = qkv[:, :hq * d].view(-1, hkv, hq // hkv, d)
@@ -315,7 +315,7 @@ def _layer_torch(inp):
     """The step as a user writes it in torch; SDPA on the best fused backend that
     runs it (cuDNN, then flash, then memory-efficient), recorded in the config."""
     x, w, kc, vc, out, cfg, ctx = (inp[n] for n in ("x", "weights", "k_cache", "v_cache", "out", "cfg", "context"))
-    hidden, hq, hkv, d, eps = cfg["hidden"], cfg["heads"], cfg["kv_heads"], cfg["head_dim"], cfg["norm_eps"]
+    hidden, hq, hkv, d, eps = cfg.hidden, cfg.heads, cfg.kv_heads, cfg.head_dim, cfg.norm_eps
     b = x.shape[0]
 
     def step_with(backend):
@@ -346,8 +346,8 @@ def _layer_skip(p, dtype, device) -> str | None:
     cfg = kd.PRESETS[p["preset"]]
     e = element_size(dtype)
     weights = sum(math.prod(s) for s in kd.layer_weight_shapes(cfg).values())
-    cache = 2 * p["batch"] * cfg["kv_heads"] * p["context"] * cfg["head_dim"]
-    checked = 3 * min(p["batch"] * 2 * cfg["kv_heads"] * p["context"] * cfg["head_dim"], _REF_ELEMENTS)
+    cache = 2 * p["batch"] * cfg.kv_heads * p["context"] * cfg.head_dim
+    checked = 3 * min(p["batch"] * 2 * cfg.kv_heads * p["context"] * cfg.head_dim, _REF_ELEMENTS)
     return _too_big((weights + cache) * e + (weights + checked) * 8, device)
 
 
