@@ -20,12 +20,12 @@ reports without a plot never load it.
 """
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 from analysis import bounds
 from analysis import roofline as rl
 from analysis.errors import AnalysisError
+from analysis.records import recorded_at
 from analysis.tables import fmt_bytes
 
 SUFFIXES = (".png", ".svg")
@@ -109,10 +109,8 @@ def dates(records) -> str:
 
 
 def _day(timestamp: str) -> str | None:
-    try:
-        return datetime.fromisoformat(str(timestamp).replace("Z", "+00:00")).strftime("%Y-%m-%d")
-    except ValueError:
-        return None
+    when = recorded_at(timestamp)
+    return when.strftime("%Y-%m-%d") if when else None
 
 
 class _Style:

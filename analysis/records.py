@@ -297,6 +297,16 @@ def load_many(paths: Iterable[str | Path]) -> list[Record]:
     return out
 
 
+def recorded_at(stamp) -> datetime.datetime | None:
+    """A record's timestamp (ISO 8601, as the suite writes it; a trailing Z or no zone reads as
+    UTC) as an aware datetime; None where it is not one."""
+    try:
+        when = datetime.datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
+
+
 def run_started(run_id: str):
     """When a sweep started, from its run id (which begins with the UTC start time, to the second,
     as YYYYmmddTHHMMSSZ); None for a run id of another form."""

@@ -14,8 +14,6 @@ of every record instead (analysis.tidy).
 """
 from __future__ import annotations
 
-import datetime
-
 from analysis import bounds
 from analysis import energy as energy_table
 from analysis import roofline as rl
@@ -23,7 +21,7 @@ from analysis import specs as specdb
 from analysis import tidy
 from analysis import versus as vs
 from analysis.errors import AnalysisError
-from analysis.records import run_started
+from analysis.records import recorded_at, run_started
 from analysis.tables import Col, Quantity, Section, Table, check_format, fmt_bytes, format_sections, group, natural
 from analysis.views import GLOBAL_VIEWS, VIEWS
 from analysis.views import collective as collective_view
@@ -158,16 +156,8 @@ def wall_section(records) -> Section | None:
 
 def _start_to_last(records, run: str) -> float | None:
     started = run_started(run)
-    stamps = [t for r in records if r.run_id == run and (t := _when(r.timestamp)) is not None]
+    stamps = [t for r in records if r.run_id == run and (t := recorded_at(r.timestamp)) is not None]
     return (max(stamps) - started).total_seconds() if started and stamps else None
-
-
-def _when(stamp: str):
-    try:
-        when = datetime.datetime.fromisoformat(stamp)
-    except (TypeError, ValueError):
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
 
 
 def ceilings_section(a: rl.GpuAnalysis) -> Section:
