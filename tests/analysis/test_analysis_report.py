@@ -228,3 +228,13 @@ def test_start_to_last_record_runs_from_the_run_ids_start_time_to_the_latest_tim
     recs[-1].timestamp = "not a time"  # an unreadable stamp is left out, never guessed
     rows = table(report.build(recs), "Where the sweep's time went")
     assert {row[1]: row for row in rows}["all"][7] == pytest.approx(last - 7)
+
+
+def test_a_transition_row_faster_than_the_l2_plateau_is_named_and_a_slower_one_is_not():
+    recs = h200()  # its 48 MiB copy (transition) runs 1.3x the L2 plateau
+    notes = next(s for s in report.build(recs) if s.title.endswith("streaming bandwidth by working set")).notes
+    (note,) = [n for n in notes if "run faster than the L2 plateau" in n]
+    assert note.startswith("1 transition row(s)") and "working set 48 MiB" in note
+    slow = [r for r in recs if r.bytes != 48 * MiB] + [stream("copy", 48 * MiB, 8.0e12)]
+    notes = next(s for s in report.build(slow) if s.title.endswith("streaming bandwidth by working set")).notes
+    assert not any("run faster than the L2 plateau" in n for n in notes)
