@@ -17,7 +17,7 @@ from pathlib import Path
 
 from analysis.errors import AnalysisError
 from analysis.records import RecordError
-from suite.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from suite.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, check_device
 from suite.interpreter import check_interpreter
 from suite.results import continue_command, default_out, identity, new_run_id, prepare_output
 
@@ -370,9 +370,7 @@ def cmd_sweep(args) -> int:
         if not torch.cuda.is_available():
             raise UsageError("no CUDA GPU is visible (torch.cuda.is_available() is False): run on a machine "
                              "with an NVIDIA GPU, or add --interpret to check the kernels on the CPU")
-        if not 0 <= args.device < torch.cuda.device_count():
-            raise UsageError(f"--device {args.device} does not exist: this machine has "
-                             f"{torch.cuda.device_count()} CUDA device(s), 0..{torch.cuda.device_count() - 1}")
+        check_device(args.device, torch.cuda.device_count())
     from suite import distributed
     if args.all_gpus or distributed.under_torchrun():
         return distributed.sweep(args, tasks, mode)
@@ -479,9 +477,8 @@ def cmd_env(args) -> int:
 
     from suite import env as env_mod
     has_gpu = torch.cuda.is_available()
-    if has_gpu and not 0 <= args.device < torch.cuda.device_count():
-        raise UsageError(f"--device {args.device} does not exist: this machine has "
-                         f"{torch.cuda.device_count()} CUDA device(s)")
+    if has_gpu:
+        check_device(args.device, torch.cuda.device_count())
     env = env_mod.collect(args.device if has_gpu else None, interpret=not has_gpu)
     if args.json:
         print(json.dumps(env, indent=2))

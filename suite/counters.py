@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analysis import counters as hw
-from suite.errors import EXIT_INTERRUPTED, UsageError
+from suite.errors import EXIT_INTERRUPTED, UsageError, check_device
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -335,7 +335,7 @@ def main(args) -> int:
     except ImportError as e:
         raise UsageError(f"{e.name} is not installed: install the suite with `pip install -e .`") from None
     from suite import runner, timing
-    from suite.results import RecordWriter, default_out, identity, new_run_id, prepare_output
+    from suite.results import default_out, identity, new_run_id, open_writer, prepare_output
     from suite.workloads import all_workloads
 
     todo = plan(args, all_workloads())
@@ -351,8 +351,8 @@ def main(args) -> int:
     if ncu and not gpus:
         raise UsageError("no CUDA GPU is visible (torch.cuda.is_available() is False): counters are read from a "
                          "GPU's kernels")
-    if gpus and not 0 <= args.device < gpus:
-        raise UsageError(f"--device {args.device} does not exist: this machine has {gpus} CUDA device(s)")
+    if gpus:
+        check_device(args.device, gpus)
     gpu = bool(gpus)
     env = _environment(args.device if gpu else None, "python -m suite " + " ".join(getattr(args, "argv", [])))
     ctx = runner.Context(device=f"cuda:{args.device}" if gpu else "cpu", env=env, interpret=False,
@@ -363,10 +363,7 @@ def main(args) -> int:
     metrics = [m for m in hw.metric_names() if offered is None or hw.base_name(m) in offered]
     unoffered = {m: "not offered by this profiler for this GPU" for m in hw.metric_names() if m not in metrics}
     prepare_output(Path(out), resume=False, append=getattr(args, "append", False), machine={identity(env)})
-    try:
-        writer = RecordWriter(out)
-    except OSError as e:
-        raise UsageError(f"cannot write --out {out}: {e.strerror or e}") from None
+    writer = open_writer(out)
     print(f"counters: {len(todo)} profiled calls on {env['gpu']['name']} with "
           f"{ncu or 'no profiler (recording skips)'} -> {out}", file=sys.stderr)
     records = []

@@ -13,7 +13,6 @@ The CLI calls `prepare_output` before a sweep starts, so every refusal comes bef
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import re
 import shlex
@@ -238,3 +237,11 @@ class RecordWriter:
 
     def close(self) -> None:
         self._f.close()
+
+
+def open_writer(path: Path) -> RecordWriter:
+    """A RecordWriter on `path`, or one line saying why it cannot be opened."""
+    try:
+        return RecordWriter(path)
+    except OSError as e:
+        raise UsageError(f"cannot write --out {path}: {e.strerror or e}") from None

@@ -43,9 +43,9 @@ from analysis.tables import format_sections
 from analysis.views import sustain as sustain_view
 from suite import env as env_mod
 from suite import runner, timing
-from suite.errors import EXIT_INTERRUPTED, UsageError
+from suite.errors import EXIT_INTERRUPTED, UsageError, check_device
 from suite.registry import case_id
-from suite.results import RecordWriter, default_out, identity, new_run_id, prepare_output
+from suite.results import default_out, identity, new_run_id, open_writer, prepare_output
 from suite.telemetry import Sampler, nvml_handle
 from suite.workloads import all_workloads
 
@@ -239,9 +239,7 @@ def main(args) -> int:
     if not torch.cuda.is_available():
         raise UsageError("no CUDA GPU is visible (torch.cuda.is_available() is False): sustain measures a GPU under "
                          "load and has no interpreter mode; run it on a machine with an NVIDIA GPU")
-    if not 0 <= args.device < torch.cuda.device_count():
-        raise UsageError(f"--device {args.device} does not exist: this machine has "
-                         f"{torch.cuda.device_count()} CUDA device(s), 0..{torch.cuda.device_count() - 1}")
+    check_device(args.device, torch.cuda.device_count())
 
     torch.cuda.set_device(args.device)
     env = env_mod.collect(args.device, command="python -m suite " + " ".join(args.argv))
@@ -254,10 +252,7 @@ def main(args) -> int:
     # Checked before the run, so that an --out that cannot be written, or already holds records
     # without --append, is said before minutes of work.
     prepare_output(out, resume=False, append=getattr(args, "append", False), machine={identity(env)})
-    try:
-        writer = RecordWriter(out)
-    except OSError as e:
-        raise UsageError(f"cannot write --out {out}: {e.strerror or e}") from None
+    writer = open_writer(out)
     print(f"sustain: {w.name} {w.case_label(params)} {dtype} {impl.name} for {args.seconds:g} s on "
           f"{env['gpu']['name']} -> {out}", file=sys.stderr)
     try:

@@ -324,3 +324,24 @@ def test_a_kill_mid_write_is_set_aside_and_resume_completes_the_file(tmp_path, w
     recs = load(out)
     assert len(recs) == 6 and len({r.key for r in recs}) == 6
     assert all(json.loads(line) for line in out.read_text().splitlines())
+
+
+def test_a_device_index_the_machine_lacks_is_one_line_naming_what_it_has():
+    from suite.errors import check_device
+
+    check_device(1, 2)
+    with pytest.raises(UsageError, match=r"^--device 2 does not exist: this machine has 2 CUDA device\(s\), 0\.\.1$"):
+        check_device(2, 2)
+    with pytest.raises(UsageError, match=r"^--device -1 does not exist"):
+        check_device(-1, 2)
+    with pytest.raises(UsageError, match=r"has 0 CUDA device\(s\)$"):
+        check_device(0, 0)
+
+
+def test_an_out_that_cannot_be_opened_is_one_line(tmp_path):
+    from suite.results import open_writer
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(UsageError, match=r"^cannot write --out .*file/r\.jsonl: "):
+        open_writer(blocker / "r.jsonl")
