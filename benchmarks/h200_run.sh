@@ -5,7 +5,10 @@
 #   bash benchmarks/h200_run.sh quick     # a cold quick sweep (empty Triton cache and tuning store),
 #                                         # the same warm, then the GPU tests
 #   bash benchmarks/h200_run.sh full      # the full sweep; a later run of the stage continues it
-#   bash benchmarks/h200_run.sh sustain [WORKLOAD...]   # the sustain runs (all, or those named)
+#   bash benchmarks/h200_run.sh sustain [RUN...]   # the sustain runs (all, or those named: a workload,
+#                                                   # or workload:impl)
+#   bash benchmarks/h200_run.sh launch    # launch overhead and the decode layer, every case, with the
+#                                         # prepared-launch implementations
 #   bash benchmarks/h200_run.sh counters  # the hardware counters of the headline cases
 #
 # Records go to $RESULTS_DIR (default /tmp/suite-results), which later stages on the same machine
@@ -63,16 +66,25 @@ full)
 sustain)
     log=$dir/sustain.log
     shift
-    for run in "gemm-square|8192x8192x8192|bf16|125" "stream-copy|2048 MiB|fp32|62" \
-               "decode-layer|llama-3-8b B=64 ctx=8192|bf16|62"; do
-        IFS='|' read -r workload label dtype seconds <<< "$run"
-        [ $# -eq 0 ] || [[ " $* " == *" $workload "* ]] || continue
+    for run in "gemm-square|8192x8192x8192|bf16|125|triton" "stream-copy|2048 MiB|fp32|62|triton" \
+               "decode-layer|llama-3-8b B=64 ctx=8192|bf16|62|triton" \
+               "decode-layer|llama-3-8b B=64 ctx=8192|bf16|62|triton-prepared"; do
+        IFS='|' read -r workload label dtype seconds impl <<< "$run"
+        [ $# -eq 0 ] || [[ " $* " == *" $workload "* ]] || [[ " $* " == *" $workload:$impl "* ]] || continue
+        plot=$dir/sustain-$workload$([ "$impl" = triton ] || echo "-$impl").png
         timeout -s INT -k 20 "$(( seconds + 90 ))" python -m suite sustain --workload "$workload" --case "$label" \
-            --dtype "$dtype" --seconds "$seconds" --out "$dir/sustain.jsonl" --append \
-            --plot "$dir/sustain-$workload.png" >> "$log" 2>&1
-        say "sustain $workload $label $dtype ${seconds}s rc=$?"
+            --dtype "$dtype" --impl "$impl" --seconds "$seconds" --out "$dir/sustain.jsonl" --append \
+            --plot "$plot" >> "$log" 2>&1
+        say "sustain $workload $label $dtype $impl ${seconds}s rc=$?"
     done
     copy "$dir/sustain.jsonl" "$dir"/sustain-*.png "$log"
+    ;;
+launch)
+    log=$dir/launch.log
+    timeout -s INT -k 30 "$(left)" python -m suite sweep --full --only overhead,decode-layer --no-progress \
+        --no-report --out "$dir/launch.jsonl" >> "$log" 2>&1
+    say "launch rc=$? after ${SECONDS}s: $(wc -l < "$dir/launch.jsonl") records"
+    copy "$dir/launch.jsonl" "$log"
     ;;
 counters)
     log=$dir/counters.log
@@ -81,7 +93,7 @@ counters)
     copy "$dir/counters.jsonl" "$log"
     ;;
 *)
-    echo "usage: bash benchmarks/h200_run.sh quick|full|sustain [WORKLOAD...]|counters" >&2
+    echo "usage: bash benchmarks/h200_run.sh quick|full|sustain [RUN...]|launch|counters" >&2
     exit 2
     ;;
 esac

@@ -65,6 +65,7 @@ import triton.language as tl
 
 from kernels import streaming
 from kernels.device import cuda_properties
+from kernels.launch import launch
 from kernels.tuning import chosen, device_time_ms, launch_autotuned, record_choice
 
 LOG2E = 1.4426950408889634
@@ -361,7 +362,7 @@ def split_pass(q, k_cache, v_cache, lengths, qk_scale: float, split_len: int, nu
     else:
         if not (config.kwargs["USE_DOT"] or group == 1):
             raise ValueError("the dot-free split kernel handles one query head per KV head only")
-        _split_kernel[grid](*args, **meta, **config.all_kwargs())
+        launch(_split_kernel, grid, *args, **meta, **config.all_kwargs())
         chosen_config = (config, "fixed")
     return chosen_config if out is not None else (part_o, part_lse, chosen_config)
 
@@ -384,9 +385,9 @@ def merge_pass(part_o, part_lse, lengths, split_len: int, out) -> None:
     batch, q_heads, num_splits, head_dim = part_o.shape
     splits = triton.next_power_of_2(num_splits)
     block_d = max(16, min(head_dim, MERGE_TILE // splits))
-    _merge_kernel[(batch * q_heads, head_dim // block_d)](
-        part_o, part_lse, lengths, out, q_heads, split_len, num_splits,
-        HEAD_DIM=head_dim, SPLITS=splits, BLOCK_D=block_d, num_warps=MERGE_WARPS)
+    launch(_merge_kernel, (batch * q_heads, head_dim // block_d),
+           part_o, part_lse, lengths, out, q_heads, split_len, num_splits,
+           HEAD_DIM=head_dim, SPLITS=splits, BLOCK_D=block_d, num_warps=MERGE_WARPS)
 
 
 # ---------------------------------------------------------------------------
@@ -474,7 +475,7 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, residual: torch.
     y = torch.empty_like(x)
     h = torch.empty_like(x) if residual is not None else y
     block = triton.next_power_of_2(n)
-    _rms_norm_kernel[(rows,)](x, residual if residual is not None else x, weight, h, y, n, eps,
+    launch(_rms_norm_kernel, (rows,), x, residual if residual is not None else x, weight, h, y, n, eps,
                               ADD_RESIDUAL=residual is not None, BLOCK=block, num_warps=8 if block >= 2048 else 4)
     return (h, y) if residual is not None else y
 
@@ -498,7 +499,7 @@ def silu_mul(gate_up: torch.Tensor) -> torch.Tensor:
     if two_n % 2 or not gate_up.is_contiguous():
         raise ValueError("silu_mul: gate_up must be contiguous [rows, 2n]")
     out = torch.empty((rows, two_n // 2), device=gate_up.device, dtype=gate_up.dtype)
-    _silu_mul_kernel[(rows, triton.cdiv(two_n // 2, SILU_BLOCK))](gate_up, out, two_n // 2, BLOCK=SILU_BLOCK)
+    launch(_silu_mul_kernel, (rows, triton.cdiv(two_n // 2, SILU_BLOCK)), gate_up, out, two_n // 2, BLOCK=SILU_BLOCK)
     return out
 
 
@@ -531,7 +532,7 @@ def layer_step(x: torch.Tensor, weights: dict[str, torch.Tensor], k_cache: torch
         raise ValueError(f"context {context} outside [1, cache capacity {k_cache.shape[2]}]")
     h = rms_norm(x, weights["attn_norm"], eps)
     qkv = linear(h, weights["wqkv"])
-    _append_kv_kernel[(batch, hkv)](qkv, k_cache, v_cache, context - 1, qkv.stride(0), hq * d, k_cache.shape[2],
+    launch(_append_kv_kernel, (batch, hkv), qkv, k_cache, v_cache, context - 1, qkv.stride(0), hq * d, k_cache.shape[2],
                                     HEAD_DIM=d)
     q = qkv[:, :hq * d].view(batch, hq, d)
     attn = decode_attention(q, k_cache, v_cache, lengths, max_len=context)

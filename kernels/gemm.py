@@ -47,6 +47,7 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.ampere import async_copy
 
 from kernels.device import cuda_properties
+from kernels.launch import launch
 from kernels.tuning import chosen, device_time_ms, launch_autotuned, record_choice, remembered
 
 
@@ -811,7 +812,7 @@ def _linear_skinny(x, w, out):
         fixed = triton.Config({**_INTERPRET_SKINNY_CONFIG.kwargs, "BM": bm},
                               num_warps=_INTERPRET_SKINNY_CONFIG.num_warps,
                               num_stages=_INTERPRET_SKINNY_CONFIG.num_stages)
-        _skinny_kernel[grid](*args, **fixed.all_kwargs())
+        launch(_skinny_kernel, grid, *args, **fixed.all_kwargs())
         run = _fixed(fixed)
     _record(_record_key("linear", M, N, K, x.dtype, None), "skinny", run, grids[-1], split_k=grids[-1][1])
     return out

@@ -28,6 +28,7 @@ import triton.language as tl
 from dataclasses import dataclass
 
 from kernels.device import cuda_properties
+from kernels.launch import launch
 from kernels.tuning import chosen, device_time_ms, launch_autotuned, record_choice
 
 
@@ -162,7 +163,7 @@ def stream(kernel: str, a: torch.Tensor | None, b: torch.Tensor | None, out: tor
         block = _block(SUM_VECTORS, NUM_WARPS, a.element_size())
         out.zero_()
         grid = (triton.cdiv(n, block * SUM_CHUNKS),)
-        _sum_kernel[grid](a, out, n, BLOCK=block, CHUNKS=SUM_CHUNKS, num_warps=NUM_WARPS)
+        launch(_sum_kernel, grid, a, out, n, BLOCK=block, CHUNKS=SUM_CHUNKS, num_warps=NUM_WARPS)
         record_choice("stream", _choice_key(kernel, n, a.dtype),
                       {"kernel": "sum", "BLOCK": block, "CHUNKS": SUM_CHUNKS, "num_warps": NUM_WARPS,
                        "grid": list(grid), "tuning": "fixed"})
@@ -195,7 +196,7 @@ def stream(kernel: str, a: torch.Tensor | None, b: torch.Tensor | None, out: tor
                                     for k, t in run["timings"].items()}
     else:  # Triton's interpreter: nothing to tune
         block = _block(1, NUM_WARPS, out.element_size())
-        _elementwise_kernel[(triton.cdiv(n, block),)](*args, OP=op, BLOCK=block, num_warps=NUM_WARPS)
+        launch(_elementwise_kernel, (triton.cdiv(n, block),), *args, OP=op, BLOCK=block, num_warps=NUM_WARPS)
         entry = {"kernel": "elementwise", "BLOCK": block, "PROGRAMS_PER_SM": 0, "num_warps": NUM_WARPS,
                  "tuning": "fixed"}
     record_choice("stream", _choice_key(kernel, n, out.dtype), entry)

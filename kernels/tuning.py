@@ -34,6 +34,8 @@ from pathlib import Path
 
 import triton
 
+from kernels.launch import launch, record
+
 # Short per-candidate timing: enough to rank candidates; the sweep times the winner properly.
 TUNING_REP_MS = 10
 
@@ -187,7 +189,7 @@ def launch_autotuned(name: str, tuner, grid, *args, problem: tuple, **kwargs) ->
     "fresh" (False when an earlier call already answered for this problem)}."""
     decided = _DECIDED.get((name, problem))
     if decided is not None:
-        tuner.fn[grid](*args, **kwargs, **decided["config"].all_kwargs())
+        launch(tuner.fn, grid, *args, **kwargs, **decided["config"].all_kwargs())
         return decided
     key = autotune_key(tuner, args, kwargs)
     entry = _entry_name(name, _module_file(tuner.base_fn if hasattr(tuner, "base_fn") else tuner.fn), key)
@@ -198,7 +200,10 @@ def launch_autotuned(name: str, tuner, grid, *args, problem: tuple, **kwargs) ->
             _SOURCES[(name, key)] = "cache"
     before = getattr(tuner, "configs_timings", None)
     tuned_here = key not in tuner.cache
+    if tuned_here:
+        precompile(tuner, grid, args, kwargs)
     tuner[grid](*args, **kwargs)
+    record(getattr(tuner, "fn", None), grid, args, {**kwargs, **tuner.best_config.all_kwargs()})
     timings = getattr(tuner, "configs_timings", None)
     timings = timings if tuned_here and timings is not None and timings is not before else None
     if tuned_here:
@@ -210,6 +215,39 @@ def launch_autotuned(name: str, tuner, grid, *args, problem: tuple, **kwargs) ->
     if key in tuner.cache:
         _DECIDED[(name, problem)] = {**answer, "timings": None, "fresh": False}
     return answer
+
+
+def precompile(tuner, grid, args: tuple, kwargs: dict) -> int:
+    """Compile the candidates the tuner is about to time all at once, in a pool of threads
+    (Triton's AsyncCompileMode: the compiler releases the GIL), instead of one after the other as
+    the tuner reaches them; a cold sweep's time is mostly compiles. Returns the configurations
+    submitted (0 where there is nothing to gain or this Triton cannot). A candidate that fails to
+    compile is left to the tuner, which reports it as it would have."""
+    async_mode, fn = getattr(triton, "AsyncCompileMode", None), getattr(tuner, "fn", None)
+    if async_mode is None or not hasattr(fn, "warmup") or type(fn).__name__ == "InterpretedFunction":
+        return 0
+    try:
+        tuner.nargs = dict(zip(tuner.arg_names, args))  # what the tuner's pruning reads
+        configs = list(tuner.prune_configs(kwargs))
+    except Exception:  # noqa: BLE001 -- a Triton whose pruning works otherwise: compile them all
+        configs = list(tuner.configs)
+    finally:
+        tuner.nargs = None
+    if len(configs) < 2:
+        return 0
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        with ThreadPoolExecutor(max_workers=min(len(configs), os.cpu_count() or 1)) as pool, \
+                async_mode(pool, ignore_errors=True):
+            for c in configs:
+                try:
+                    fn.warmup(*args, grid=grid, **kwargs, **c.all_kwargs())
+                except Exception:  # noqa: BLE001 -- this candidate compiles (and fails) in the tuner
+                    pass
+    except Exception:  # noqa: BLE001 -- the compiles the tuner still needs it does itself
+        return 0
+    return len(configs)
 
 
 def remembered(name: str, key: tuple, compute, module_file: str):

@@ -20,6 +20,7 @@ from analysis.records import RecordError
 from suite.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, check_device
 from suite.interpreter import check_interpreter
 from suite.results import continue_command, default_out, identity, new_run_id, prepare_output
+from suite.timing import TimingPolicy
 
 SWEEP_HELP = """\
 Run workloads over their cases on one GPU: each (workload, case, dtype,
@@ -174,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run large matrix products this long first, so clocks and power reach their "
                         "steady state before measuring (default 2; 0 to skip)")
     s.add_argument("--budget", type=_seconds(0, inclusive=False), default=0.2, metavar="SECONDS",
-                   help="timed seconds per implementation and case, over 5 alternating rounds (default 0.2)")
+                   help=f"timed seconds per implementation and case, over {TimingPolicy.rounds} alternating "
+                        "rounds (default 0.2)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     s.add_argument("--retune", action="store_true",
                    help="tune every kernel anew instead of taking the choices stored in the user's cache "

@@ -327,6 +327,7 @@ def _time(fns: dict[str, Callable[[], object]], ctx: Context, n_sets: int) -> di
 def _time_group(fns, ctx: Context, n_sets: int) -> dict[str, tuple]:
     with Sampler(ctx.nvml) as sampler:
         timings = timing.time_on_gpu(fns, ctx.policy, inner_multiple=n_sets)
+        sampler.windows_timed(max((b - a for t in timings.values() for a, b in t.intervals), default=0.0))
     return {n: (t, sampler.summary(t.intervals), sampler.energy(t.intervals, calls=len(t.samples) * t.inner))
             for n, t in timings.items()}
 

@@ -95,6 +95,31 @@ def _not_measured(why: str, **known) -> dict:
     return {"not_measured": why, **known}
 
 
+def _counter(pts):
+    """(times, energies, indices of the readings that saw a step, (resolution s, reading period s))
+    of time-ordered (t, mJ) readings, or with a reason in place of the last where the readings
+    cannot give the counter's resolution."""
+    t = np.asarray([p[0] for p in pts])
+    e = np.asarray([p[1] for p in pts], dtype=np.int64)
+    if np.any(np.diff(e) < 0):
+        return t, e, None, "the energy counter went backwards (driver reloaded?)"
+    steps = np.flatnonzero(np.diff(e)) + 1  # reading i saw a step made after reading i-1
+    if len(steps) < MIN_COUNTER_STEPS:
+        return t, e, steps, (f"the energy counter stepped {len(steps)} time(s) in {t[-1] - t[0]:.3f} s of "
+                             f"readings: too few to measure its resolution")
+    return t, e, steps, (float(np.median(np.diff(t[steps]))), float(np.median(np.diff(t))))
+
+
+def min_window_s(readings) -> float | None:
+    """The shortest single window the counter's resolution allows within MAX_ENERGY_UNCERTAINTY,
+    from time-ordered (t, mJ or None) readings; None while the readings cannot tell."""
+    pts = [(float(t), int(e)) for t, e in readings if e is not None]
+    if len(pts) < 2:
+        return None
+    _, _, _, found = _counter(pts)
+    return None if isinstance(found, str) else (found[0] + 2 * found[1]) / MAX_ENERGY_UNCERTAINTY
+
+
 def counter_energy(readings, intervals, calls: int) -> dict:
     """Energy of `calls` calls made inside the host-time `intervals` [(t0, t1) unix seconds],
     from time-ordered readings [(t, millijoules)] of NVML's total-energy counter.
@@ -124,17 +149,11 @@ def counter_energy(readings, intervals, calls: int) -> dict:
         return _not_measured("no calls in the window", window_s=window)
     if len(pts) < 2:
         return _not_measured("fewer than two readings of the energy counter", window_s=window)
-    t = np.asarray([p[0] for p in pts])
-    e = np.asarray([p[1] for p in pts], dtype=np.int64)
-    if np.any(np.diff(e) < 0):
-        return _not_measured("the energy counter went backwards (driver reloaded?)", window_s=window)
-    steps = np.flatnonzero(np.diff(e)) + 1  # reading i saw a step made after reading i-1
-    period = float(np.median(np.diff(t)))
-    if len(steps) < MIN_COUNTER_STEPS:
-        return _not_measured(f"the energy counter stepped {len(steps)} time(s) in {t[-1] - t[0]:.3f} s of "
-                             f"readings: too few to measure its resolution", window_s=window,
-                             reading_period_s=period)
-    resolution = float(np.median(np.diff(t[steps])))
+    t, e, steps, found = _counter(pts)
+    if isinstance(found, str):
+        return _not_measured(found, window_s=window,
+                             **({"reading_period_s": float(np.median(np.diff(t)))} if len(t) > 1 else {}))
+    resolution, period = found
     known = {"window_s": window, "counter_resolution_s": resolution, "reading_period_s": period,
              "min_window_s": (resolution + 2 * period) / MAX_ENERGY_UNCERTAINTY,
              "max_uncertainty": MAX_ENERGY_UNCERTAINTY}
@@ -178,6 +197,7 @@ class Sampler:
         self._times: list[float] = []  # the rows' times, for finding an interval's rows
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._tail = True  # wait for the counter's step after the block (see windows_timed)
 
     def _read(self):
         h = self.handle
@@ -216,8 +236,15 @@ class Sampler:
             self._thread.start()
         return self
 
+    def windows_timed(self, longest_s: float) -> None:
+        """Say how long the longest single timed window of this block was: where the counter's
+        resolution (read so far) already rules out measuring a window that short, leaving the block
+        does not wait for the counter's next step."""
+        need = min_window_s([(r[0], r[6]) for r in self.rows])
+        self._tail = need is None or longest_s >= need
+
     def __exit__(self, exc_type, *exc):
-        if self._thread and self.energy_problem is None and exc_type is None:
+        if self._thread and self.energy_problem is None and exc_type is None and self._tail:
             self._await_counter_step(time.time(), ENERGY_TAIL_S)
         self._stop.set()
         if self._thread:

@@ -128,6 +128,7 @@ def time_on_gpu(fns: dict[str, Callable[[], object]], policy: TimingPolicy = Tim
     graphs: dict[str, object] = {}
     meta: dict[str, dict] = {}
     for name, fn in fns.items():
+        started = time.perf_counter()
         t_eager = _estimate(fn, policy.warmup_s)
         inner = _inner(t_eager, policy, inner_multiple)
         graph, t_graph, note = (_capture(fn, inner) if use_graph else (None, None, "graph replay not tried"))
@@ -138,7 +139,7 @@ def time_on_gpu(fns: dict[str, Callable[[], object]], policy: TimingPolicy = Tim
             graph, t_graph, note = _capture(fn, inner)
         graphs[name] = graph
         meta[name] = {"eager": t_eager, "graph": t_graph, "inner": inner, "note": note,
-                      "launches": _launches(graph, inner)}
+                      "launches": _launches(graph, inner), "estimating_s": time.perf_counter() - started}
 
     method, reason = case_method({n: (m["eager"], m["graph"]) for n, m in meta.items()}, policy.graph_gain)
     runs: dict[str, Callable[[], None]] = {}
@@ -159,6 +160,7 @@ def time_on_gpu(fns: dict[str, Callable[[], object]], policy: TimingPolicy = Tim
     counts: dict[str, list[int]] = {n: [] for n in fns}
     intervals: dict[str, list[tuple[float, float]]] = {n: [] for n in fns}
     names = list(fns)
+    rounds_started = time.perf_counter()
     per_round_min = max(2, math.ceil(policy.min_samples / policy.rounds))
     for r in range(policy.rounds):
         order = names[r % len(names):] + names[:r % len(names)]
@@ -177,8 +179,12 @@ def time_on_gpu(fns: dict[str, Callable[[], object]], policy: TimingPolicy = Tim
             intervals[name].append((t0, time.time()))
             samples[name].extend(s.elapsed_time(e) / 1e3 / inner for s, e in events)
             counts[name].append(n)
+    rounds_s = time.perf_counter() - rounds_started
+    # Where the case's timing time went: each implementation's warm-up, estimates and graph capture,
+    # and the alternating rounds of all of them together.
     return {n: Timing(samples[n], method, meta[n]["inner"], policy.rounds, intervals[n], True, meta[n]["note"],
-                      estimates={"eager_estimate_s": meta[n]["eager"], "graph_estimate_s": meta[n]["graph"]},
+                      estimates={"eager_estimate_s": meta[n]["eager"], "graph_estimate_s": meta[n]["graph"],
+                                 "estimating_s": meta[n]["estimating_s"], "rounds_s": rounds_s},
                       round_samples=counts[n], method_reason=reason, launches=meta[n]["launches"])
             for n in names}
 

@@ -170,11 +170,15 @@ def problem(check_: dict) -> str | None:
 
 
 def poison(inputs: dict) -> None:
-    """Fill the inputs' output buffer(s) under "out" with NaN so unwritten elements fail."""
-    out = inputs.get("out")
-    for t in out if isinstance(out, (tuple, list)) else (out,):
-        if isinstance(t, torch.Tensor) and t.is_floating_point():
-            t.fill_(math.nan)
+    """Fill the inputs' output buffer(s) under "out" with NaN so unwritten elements fail, and
+    the buffers under "scratch" too: what a call must write before it reads (an intermediate
+    kept between calls, the cache slot a decode step appends to), so that a call which skips
+    writing one computes from NaN, not from an earlier call's correct values."""
+    for key in ("out", "scratch"):
+        found = inputs.get(key)
+        for t in found if isinstance(found, (tuple, list)) else (found,):
+            if isinstance(t, torch.Tensor) and t.is_floating_point():
+                t.fill_(math.nan)
 
 
 def poison_allocator(nbytes: int, device) -> None:

@@ -64,7 +64,10 @@ def eager_and_graph(a: rl.GpuAnalysis, recs) -> list[Section]:
                     lambda r: (r.workload, rl.dtype_rank(r.dtype), rest(r), r.params["batch"], r.case, r.dtype))
     for key in sorted(by_case, key=order):
         triton, vendor, _ = vs.sides(by_case[key])
-        for side, chosen in (("Triton", triton), ("vendor", vendor)):
+        # Every Triton implementation (a launcher and its prepared replay are two ways to run the
+        # same kernels), and the fastest vendor path.
+        picks = [(impl, rs) for impl, rs in sorted(group(triton, lambda r: r.impl).items())]
+        for side, chosen in picks + [("vendor", vendor)]:
             if not chosen:
                 continue
             r = min(chosen, key=lambda r: r.seconds)
@@ -78,14 +81,15 @@ def eager_and_graph(a: rl.GpuAnalysis, recs) -> list[Section]:
     if not rows:
         return []
     tables = [Table(None, cols, rows)]
+    sides_seen = sorted({s for sides in runs.values() for s in sides if s != "vendor"}) + ["vendor"]
     stops = [[workload, ", ".join(f"{k}={v}" for k, v in rest_key), dtype,
-              *(_where_it_stops(sorted(sides[s])) if sides.get(s) else None for s in ("Triton", "vendor"))]
+              *(_where_it_stops(sorted(sides[s])) if sides.get(s) else None for s in sides_seen)]
              for (workload, dtype, rest_key), sides in runs.items()
              if max(len(seen) for seen in sides.values()) >= 2]  # one batch size says nothing of where it stops
     if stops:
         tables.append(Table("Where the eager step stops being launch-bound", [
             Col("workload", "Workload"), Col("case", "Other parameters"), Col("dtype", "Dtype"),
-            Col("triton", "Triton"), Col("vendor", "Vendor")], stops))
+            *(Col(s, "Vendor" if s == "vendor" else s) for s in sides_seen)], stops))
     notes = [
         "Eager: the step launched back to back, as a Python loop calls it; Graph: the same calls replayed as a "
         "CUDA graph (Timed by names the method of the record's median; the other figure is the sweep's "
@@ -95,8 +99,8 @@ def eager_and_graph(a: rl.GpuAnalysis, recs) -> list[Section]:
         "kernels the step launches; where the eager step takes far longer, the rest of the host's time is the "
         "launchers' own work, not the launches. Eager class: the largest of the three limits (analysis.bounds).",
         "Where it stops: over the batch sizes measured with the other parameters fixed, the largest batch at "
-        "which the eager step is launch-bound and the next one measured; vendor: the fastest vendor path of "
-        "each case.",
+        "which the eager step is launch-bound and the next one measured, per Triton implementation; vendor: "
+        "the fastest vendor path of each case.",
     ]
     return [Section(f"{a.label}: decode step, eager and graph-replayed", tables, notes)]
 

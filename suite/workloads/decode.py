@@ -12,6 +12,9 @@ read whole (their `moved_bytes`); flash takes no mask and is skipped there.
 
 decode-layer: a whole layer's step (kernels.decode.layer_step) for a named
 configuration at a batch size and context length; tokens/s is batch / time.
+"triton" calls it as a user's loop would; "triton-prepared" replays the same
+launches prepared once (kernels.launch), as a serving loop that keeps its
+buffers would; "torch" is the step written with torch ops and SDPA.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from kernels import decode as kd
+from kernels import launch
 from suite import verify
 from suite.dtypes import DTYPES, element_size
 from suite.registry import Impl, Skip, Workload, register
@@ -255,13 +259,17 @@ def _layer_inputs(params, dtype, device, gen):
         # weights near 1 but not 1, so a kernel that ignores them fails.
         weights[name] = randn(*shape, scale=shape[1] ** -0.5) if len(shape) == 2 else 1 + randn(*shape, scale=0.1)
     cache_shape = (b, cfg.kv_heads, ctx, cfg.head_dim)
+    k_cache, v_cache = randn(*cache_shape), randn(*cache_shape)
     return {
         "x": randn(b, cfg.hidden),
         "weights": weights,
-        "k_cache": randn(*cache_shape),
-        "v_cache": randn(*cache_shape),
+        "k_cache": k_cache,
+        "v_cache": v_cache,
         "lengths": torch.full((b,), ctx, dtype=torch.int32, device=device),
         "out": torch.empty((b, cfg.hidden), device=device, dtype=tdt),
+        # Every implementation writes the new token's k/v at position ctx-1 before attending over
+        # it: poisoned before the verified call, so a step that skips the append fails.
+        "scratch": [cache[:, :, ctx - 1] for cache in (k_cache, v_cache)],
         "cfg": cfg,
         "context": ctx,
     }
@@ -309,6 +317,29 @@ def _layer_triton(inp):
     x, w, kc, vc, lengths, out, cfg, ctx = (
         inp[n] for n in ("x", "weights", "k_cache", "v_cache", "lengths", "out", "cfg", "context"))
     return lambda: kd.layer_step(x, w, kc, vc, lengths, ctx, cfg, out=out)
+
+
+def _layer_triton_prepared(inp):
+    """The same step with its launches prepared once (kernels.launch): replayed straight into the
+    compiled kernels, without the launchers' Python work."""
+    step = _layer_triton(inp)
+    mine = [inp[n] for n in ("x", "k_cache", "v_cache", "lengths", "out")] + list(inp["weights"].values())
+    state = {}
+
+    def call():
+        if "step" not in state:
+            state["step"] = launch.prepare(step, inputs=mine)
+            inp["scratch"] = [*inp.get("scratch", []), *state["step"].scratch]
+            return state["step"].result
+        return state["step"]()
+    inp["prepared"] = state
+    return call
+
+
+def _prepared_config(inp) -> dict:
+    step = inp.get("prepared", {}).get("step")
+    return {"attention": kd.last_config(),
+            "launch": f"prepared: {len(step.launches)} launches replayed" if step is not None else None}
 
 
 def _layer_torch(inp):
@@ -369,6 +400,7 @@ register(Workload(
     make_inputs=_layer_inputs,
     impls=(
         Impl("triton", vendor=False, prepare=_layer_triton, config=lambda inp: {"attention": kd.last_config()}),
+        Impl("triton-prepared", vendor=False, prepare=_layer_triton_prepared, config=_prepared_config),
         Impl("torch", vendor=True, prepare=_layer_torch, backend="torch",
              config=lambda inp: {"sdpa_backend": inp.get("sdpa_backend")}),
     ),

@@ -10,6 +10,11 @@ figure the device-side cost of one kernel launch.
 launch-args12: the same with a Triton kernel of twelve arguments (three more pointers,
 four ints, four floats): a Triton launcher's host work grows with its arguments.
 
+Both have a "triton-prepared" implementation too: the same launch prepared once
+(kernels.launch) and replayed through the compiled kernel's own launcher, which
+skips the binding, specialisation and cache lookup of a call from Python: the
+floor of a Triton launch on this host.
+
 launch-sync: one launch, then torch.cuda.synchronize: the round trip a call pays when it
 waits for its result (launch, wait, return). A synchronisation cannot be captured in a
 graph, so the sweep times it as plain calls and records why.
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import torch
 
+from kernels import launch
 from kernels import overhead as ko
 from suite.registry import Impl, Workload, register
 
@@ -43,6 +49,23 @@ def _sync(device: torch.device):
 def _triton_empty(inp):
     out = inp["out"]
     return lambda: ko.empty(out)
+
+
+def _prepared(inp, call):
+    """`call` with its launch prepared once (kernels.launch): the compiled kernel's own launcher,
+    without the binding, specialisation and cache lookup of a call from Python."""
+    state = {}
+
+    def run():
+        if "step" not in state:
+            state["step"] = launch.prepare(call, inputs=[t for t in inp.values() if isinstance(t, torch.Tensor)])
+            return state["step"].result
+        return state["step"]()
+    return run
+
+
+def _triton_empty_prepared(inp):
+    return _prepared(inp, _triton_empty(inp))
 
 
 def _torch_empty(inp):
@@ -91,6 +114,10 @@ def _triton_args12(inp):
     return lambda: ko.twelve_args(out, a, b, c, i0, i1, i2, i3, f0, f1, f2, f3)
 
 
+def _triton_args12_prepared(inp):
+    return _prepared(inp, _triton_args12(inp))
+
+
 def _overhead(name, description, args, make_inputs, reference, impls, label):
     case = [{"args": args}]
     return register(Workload(
@@ -102,11 +129,13 @@ def _overhead(name, description, args, make_inputs, reference, impls, label):
 _overhead("launch-empty", "an empty Triton kernel and a one-element torch op: host and device cost of a launch", 1,
           _flag_inputs, _flag_reference,
           (Impl("triton", vendor=False, prepare=_triton_empty, launches=1),
+           Impl("triton-prepared", vendor=False, prepare=_triton_empty_prepared, launches=1),
            Impl("torch", vendor=True, prepare=_torch_empty, backend="torch", launches=1)),
           "empty kernel")
 _overhead("launch-args12", "a Triton kernel of twelve arguments that writes one element: a launch's cost per "
           "argument", 12, _args12_inputs, _args12_reference,
-          (Impl("triton", vendor=False, prepare=_triton_args12, launches=1),),
+          (Impl("triton", vendor=False, prepare=_triton_args12, launches=1),
+           Impl("triton-prepared", vendor=False, prepare=_triton_args12_prepared, launches=1)),
           "twelve arguments")
 _overhead("launch-sync", "one launch then torch.cuda.synchronize: launch, wait and return", 1,
           _flag_inputs, _flag_reference,

@@ -213,6 +213,26 @@ def test_decode_table_shows_where_the_eager_step_stops_being_launch_bound():
                       "vendor": "launch-bound up to B=4, not from B=16 on"}]
 
 
+def test_decode_table_shows_every_triton_implementation_and_where_each_stops():
+    # A launcher and its prepared replay: the same kernels replayed (one graph time), two eager times.
+    plain = {1: (1.26e-3, 142e-6), 16: (1.3e-3, 262e-6), 64: (0.66e-3, 623e-6)}
+    prepared = {1: (150e-6, 142e-6), 16: (270e-6, 262e-6), 64: (0.63e-3, 623e-6)}
+    steps = [step(*t, method="cuda-graph", batch=b) for b, t in plain.items()]
+    steps += [step(*t, method="cuda-graph", batch=b, impl="triton-prepared") for b, t in prepared.items()]
+    steps += [step(0.5e-3, 160e-6, method="cuda-graph", batch=b, impl="torch", vendor=True) for b in plain]
+    built = report.build(h200() + launch_records() + steps)
+    rows, _ = table(built, "eager and graph-replayed")
+    assert [(r["impl"], r["case"].split()[1]) for r in rows][:3] == [
+        ("triton", "batch=1"), ("triton-prepared", "batch=1"), ("torch", "batch=1")]
+    by = {(r["impl"], r["case"].split()[1]): r for r in rows}
+    assert by["triton", "batch=1"]["launch_bound"] == "yes" and by["triton-prepared", "batch=1"]["launch_bound"] == "no"
+    assert by["triton-prepared", "batch=1"]["eager_over_graph"] == pytest.approx(150 / 142)
+    stops, _ = table(built, "eager and graph-replayed", "Where the eager step stops being launch-bound")
+    assert stops[0]["triton"] == "launch-bound up to B=16, not from B=64 on"
+    assert stops[0]["triton-prepared"] == "launch-bound at no batch (B=1-64)"
+    assert stops[0]["vendor"] == "launch-bound at every batch (B=1-64)"
+
+
 @pytest.mark.parametrize("seen, text", [
     ([(1, True), (4, True), (16, False), (64, False)], "launch-bound up to B=4, not from B=16 on"),
     ([(1, True), (4, False), (16, True), (64, False)], "launch-bound up to B=16, not from B=64 on (not at B=4)"),

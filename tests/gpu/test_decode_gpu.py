@@ -111,3 +111,20 @@ def test_layer_step(ctx):
           f"{tri.launches} and {torch_rec.launches} launches")
     # It ran at 1.14-1.16x torch on the H200.
     assert torch_rec.seconds / tri.seconds > 1.0
+    prep = recs["triton-prepared"]
+    assert prep.status == "ok" and prep.verify["checked"] == prep.verify["elements"], prep.reason
+
+
+def test_prepared_layer_at_batch_1_runs_eagerly_near_its_graph_time(ctx):
+    """The eager step with its launches prepared once (kernels.launch) against the same step
+    replayed as a CUDA graph: the launchers' Python work is what a prepared step leaves out."""
+    recs = run(ctx, "decode-layer", {"preset": "llama-3-8b", "batch": 1, "context": 8192})
+    tri, prep = recs["triton"], recs["triton-prepared"]
+    assert tri.status == "ok" and prep.status == "ok", (tri.reason, prep.reason)
+    assert prep.verify["checked"] == prep.verify["elements"] and prep.launches == tri.launches
+    e_tri, g_tri = tri.timing["eager_estimate_s"], tri.timing["graph_estimate_s"]
+    e_prep, g_prep = prep.timing["eager_estimate_s"], prep.timing["graph_estimate_s"]
+    print(f"decode: layer B=1 ctx=8192: triton eager {e_tri * 1e6:.1f} us / graph {g_tri * 1e6:.1f} us; "
+          f"prepared eager {e_prep * 1e6:.1f} us / graph {g_prep * 1e6:.1f} us; {prep.config['launch']}")
+    assert abs(g_prep / g_tri - 1) < 0.05  # the same kernels on the device
+    assert e_prep / g_prep <= 1.5, "the prepared eager step is more than 1.5x its graph replay"

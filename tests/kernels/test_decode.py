@@ -286,3 +286,32 @@ def test_one_nan_or_wrong_sequence_fails_verification(device):
     swapped = out.clone()
     swapped[5] = out[3]  # sequence 5 holds sequence 3's attention
     assert "tolerance" in verify.problem(verify.check_output(wl, swapped, ref, params, "fp16"))
+
+
+def test_a_prepared_layer_that_does_not_replay_the_append_fails_verification(gemm_linear, tmp_path, monkeypatch):
+    """The cache slot each step appends to is poisoned before the verified call: a prepared step
+    whose replay leaves out the append (launched once, never recorded) attends over NaN."""
+    if torch.cuda.is_available():
+        pytest.skip("the interpret sweep runs on the CPU")
+    from analysis.records import load
+    from suite import env, runner, timing
+
+    real = kd.launch
+
+    def launch(fn, grid, *args, **kwargs):
+        if fn is kd._append_kv_kernel:
+            fn[grid](*args, **kwargs)  # runs, but a prepare does not see it
+        else:
+            real(fn, grid, *args, **kwargs)
+
+    monkeypatch.setattr(kd, "launch", launch)
+    ctx = runner.Context(device="cpu", env=env.collect(None, interpret=True, command="test"), interpret=True,
+                         policy=timing.TimingPolicy(), run_id="test-run")
+    wl = all_workloads()["decode-layer"]
+    tasks = [t for t in runner.plan([wl], "interpret") if t.dtype == "fp16"]
+    runner.run_sweep(tasks, ctx, tmp_path / "r.jsonl", resume=False, progress=False)
+    by = {}
+    for r in load(tmp_path / "r.jsonl"):
+        by.setdefault(r.impl, []).append(r)
+    assert by["triton"] and all(r.status == "ok" for r in by["triton"] + by["torch"])  # they append every call
+    assert by["triton-prepared"] and all(r.status == "failed" and "NaN" in r.reason for r in by["triton-prepared"])

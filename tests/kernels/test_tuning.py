@@ -175,3 +175,53 @@ def test_choices_are_kept_per_launcher_and_key():
     kt.record_choice("op-a", (2,), {"BLOCK": 2})
     assert kt.chosen("op-a", (1,))["BLOCK"] == 1 and kt.chosen("op-a")["BLOCK"] == 2  # the latest
     assert kt.chosen("op-a", (3,)) is None
+
+
+class _Warmups:
+    """A jit function's warmup as precompile uses it: notes each configuration, fails on one."""
+
+    def __init__(self, fail_block=None):
+        self.seen, self.fail_block = [], fail_block
+
+    def warmup(self, *args, grid, **kwargs):
+        self.seen.append((kwargs["BLOCK"], kwargs["num_warps"], kwargs.get("OP")))
+        if kwargs["BLOCK"] == self.fail_block:
+            raise RuntimeError("out of resources")
+
+
+class _PoolMode:
+    """Stands in for triton.AsyncCompileMode: records that the warmups ran inside it."""
+    entered = []
+
+    def __init__(self, pool, ignore_errors=False):
+        self.ignore_errors = ignore_errors
+
+    def __enter__(self):
+        _PoolMode.entered.append(self.ignore_errors)
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_precompile_submits_every_pruned_candidate_at_once(monkeypatch):
+    monkeypatch.setattr(kt.triton, "AsyncCompileMode", _PoolMode, raising=False)
+    _PoolMode.entered.clear()
+    tuner = FakeTuner()
+    tuner.fn = _Warmups(fail_block=64)  # one candidate fails to compile: left to the tuner
+    tuner.configs.append(triton.Config({"BLOCK": 256}, num_warps=8))
+    tuner.prune_configs = lambda kwargs: [c for c in tuner.configs if c.kwargs["BLOCK"] != 256 and tuner.nargs]
+    assert kt.precompile(tuner, None, (Tensorish(), 1000), {"OP": 2}) == 2
+    assert tuner.fn.seen == [(64, 4, 2), (128, 8, 2)]  # the pruned ones, with the launch's own arguments
+    assert _PoolMode.entered == [True] and tuner.nargs is None
+
+
+def test_precompile_does_nothing_for_one_candidate_or_without_async_compiles(monkeypatch):
+    tuner = FakeTuner()
+    tuner.fn = _Warmups()
+    monkeypatch.setattr(kt.triton, "AsyncCompileMode", _PoolMode, raising=False)
+    tuner.prune_configs = lambda kwargs: tuner.configs[:1]
+    assert kt.precompile(tuner, None, (Tensorish(), 1000), {}) == 0 and tuner.fn.seen == []
+    monkeypatch.delattr(kt.triton, "AsyncCompileMode", raising=False)
+    tuner.prune_configs = lambda kwargs: tuner.configs
+    assert kt.precompile(tuner, None, (Tensorish(), 1000), {}) == 0 and tuner.fn.seen == []

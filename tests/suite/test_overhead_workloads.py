@@ -33,9 +33,10 @@ def test_declarations_are_never_placed_and_state_their_launches():
                 assert w.flops(p, "fp32") == 0 and w.bytes(p, "fp32") == 0  # never on the roofline
                 assert all(i.launches_for(p, "fp32") == 1 for i in w.impls)
     impls = {(w.name, i.name): i for w in _workloads() for i in w.impls}
-    assert set(impls) == {("launch-empty", "triton"), ("launch-empty", "torch"), ("launch-args12", "triton"),
+    assert set(impls) == {("launch-empty", "triton"), ("launch-empty", "triton-prepared"), ("launch-empty", "torch"),
+                          ("launch-args12", "triton"), ("launch-args12", "triton-prepared"),
                           ("launch-sync", "triton"), ("launch-sync", "torch")}
-    assert all(i.vendor == (name == "torch") and i.backend == name for (_, name), i in impls.items())
+    assert all(i.vendor == (name == "torch") and i.backend == name.split("-")[0] for (_, name), i in impls.items())
 
 
 @interpreted_here
@@ -44,7 +45,7 @@ def test_interpreted_sweep_verifies_every_launch_and_records_the_host(ctx, tmp_p
     tasks = runner.plan(_workloads(), "interpret")
     runner.run_sweep(tasks, ctx, out, resume=False, progress=False)
     recs = load(out)
-    assert len(recs) == 5
+    assert len(recs) == 7
     assert all(r.status == "ok" for r in recs), [(r.workload, r.impl, r.reason) for r in recs]
     for r in recs:
         assert r.verify["rel_err"] <= r.verify["tolerance"]

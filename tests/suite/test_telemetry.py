@@ -173,6 +173,26 @@ def test_leaving_on_an_error_does_not_wait_for_the_counter(monkeypatch):
     assert time.time() - t0 < 0.5
 
 
+def test_no_wait_for_the_counter_when_no_window_is_long_enough_to_measure(monkeypatch):
+    nvml = FakeNVML()  # a counter stepping every 10 ms: windows of 0.4 s and more can be measured
+    monkeypatch.setattr(telemetry, "pynvml", nvml)
+    waited = []
+    monkeypatch.setattr(Sampler, "_await_counter_step", lambda self, after, timeout: waited.append(after))
+    for longest, wait in ((0.05, False), (5.0, True)):
+        with Sampler(handle="gpu0", period_s=0.001) as s:
+            time.sleep(0.15)  # enough steps to read the counter's resolution
+            s.windows_timed(longest)
+        assert bool(waited) == wait, (longest, waited)
+        waited.clear()
+    # Before the counter's resolution is known, the block waits as it always did.
+    with Sampler(handle="gpu0", period_s=0.001) as s:
+        s.windows_timed(0.001)
+    assert waited
+    assert telemetry.min_window_s([(0.0, None), (1.0, None)]) is None
+    assert telemetry.min_window_s(counter(500.0)) == pytest.approx((0.1 + 2 * 0.005) / MAX_ENERGY_UNCERTAINTY,
+                                                                   rel=0.07)
+
+
 def test_unsupported_counter_is_stated_and_the_other_readings_still_come(monkeypatch):
     monkeypatch.setattr(telemetry, "pynvml", FakeNVML(energy=False))
     with Sampler(handle="gpu0", period_s=0.001) as s:

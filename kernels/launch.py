@@ -1,0 +1,127 @@
+"""Prepared launches: the Triton launches of a step recorded once, then replayed through each
+compiled kernel's own launcher.
+
+Calling a @triton.jit function from Python (`fn[grid](*args)`) binds the arguments, works out
+their specialisation (dtypes, 16-byte alignment, which integers are 1), hashes it into a cache
+key and looks the compiled kernel up, then launches it: tens of microseconds of host time per
+launch, more with more arguments, before the launcher's own checks and allocations. A decode step
+launches about a dozen kernels on arguments that do not change from one step to the next (the
+same buffers, the same sizes), so that work can be done once:
+
+    step = prepare(lambda: layer_step(x, ...), inputs=[x, *weights, k_cache, v_cache, out])
+    step()  # the same launches, each straight into its compiled kernel
+
+`prepare` runs the step once to compile and tune it, then once more recording every launch made
+through `launch` (or reported by `record`): the compiled kernel, its grid and its bound arguments,
+tensors kept and passed as their device addresses. The prepared step replays them in order on the
+current stream (a CUDA graph can capture it). Under Triton's interpreter there is no compiled
+kernel: a replay calls each recorded launch again the ordinary way.
+
+What a replay assumes is what a CUDA graph of the step assumes: the same tensors, the same scalar
+arguments, the same grids. A step whose arguments change (a longer context, a new output buffer)
+is prepared again. Work that does not go through `launch` (a torch op, a kernel launched directly)
+is not replayed; the tensors the step allocated for itself (`Prepared.scratch`: every floating
+tensor argument that is not one of `inputs`) are what a verification poisons, so an intermediate
+that a replay no longer writes shows up as NaN in the output instead of the recording's stale
+value.
+"""
+from __future__ import annotations
+
+import contextvars
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import torch
+
+_recording: contextvars.ContextVar[list | None] = contextvars.ContextVar("kernels_launch_recording", default=None)
+
+
+def launch(fn, grid, *args, **kwargs) -> None:
+    """fn[grid](*args, **kwargs); recorded when a `prepare` is recording."""
+    fn[grid](*args, **kwargs)
+    record(fn, grid, args, kwargs)
+
+
+def record(fn, grid, args: tuple, kwargs: dict) -> None:
+    """Note a launch of the @triton.jit function `fn` that was just made (by an autotuner, for
+    one): a `prepare` that is recording replays it."""
+    launches = _recording.get()
+    if launches is not None:
+        launches.append(_Recorded.of(fn, grid, args, kwargs))
+
+
+@dataclass
+class _Recorded:
+    fn: Any
+    grid: Any
+    args: tuple
+    kwargs: dict
+    run: Callable | None = None  # the compiled kernel's launcher for this grid (None: interpreted)
+    values: tuple = ()  # every parameter's value in order, tensors as device addresses
+
+    @classmethod
+    def of(cls, fn, grid, args: tuple, kwargs: dict) -> "_Recorded":
+        rec = cls(fn, grid, args, dict(kwargs))
+        if _interpreted(fn):
+            return rec
+        params = inspect.signature(fn.fn).parameters
+        bound = inspect.signature(fn.fn).bind(*args, **{k: v for k, v in kwargs.items() if k in params})
+        bound.apply_defaults()
+        named = dict(bound.arguments)
+        g = grid(named) if callable(grid) else grid
+        g = tuple(g) + (1,) * (3 - len(g))
+        kernel = fn.warmup(*args, grid=g, **kwargs)  # the kernel the launch just ran; compiles nothing
+        rec.run = kernel[g]
+        rec.values = tuple(v.data_ptr() if isinstance(v, torch.Tensor) else v for v in named.values())
+        return rec
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [v for v in (*self.args, *self.kwargs.values()) if isinstance(v, torch.Tensor)]
+
+
+def _interpreted(fn) -> bool:
+    return type(fn).__name__ == "InterpretedFunction"
+
+
+@dataclass
+class Prepared:
+    """A step's launches, replayed by calling it; returns what the recorded call of the step
+    returned (its output tensor, written again by every replay)."""
+    launches: list[_Recorded]
+    result: Any
+    device: torch.device
+    scratch: list[torch.Tensor] = field(default_factory=list)
+
+    def __call__(self):
+        stream = torch.cuda.current_stream(self.device).cuda_stream if self.device.type == "cuda" else None
+        for rec in self.launches:
+            if rec.run is not None:
+                rec.run(*rec.values, stream=stream)
+            else:
+                rec.fn[rec.grid](*rec.args, **rec.kwargs)
+        return self.result
+
+
+def prepare(step: Callable[[], Any], inputs: Iterable[torch.Tensor]) -> Prepared:
+    """Run `step` once (compiles and tunes), then again recording its launches (see the module
+    docstring); `inputs` are the caller's tensors, every other tensor argument is the step's own."""
+    step()
+    launches: list[_Recorded] = []
+    token = _recording.set(launches)
+    try:
+        result = step()
+    finally:
+        _recording.reset(token)
+    if not launches:
+        raise ValueError("prepare: the step launched nothing through kernels.launch")
+    own = {t.untyped_storage().data_ptr() for t in inputs}
+    scratch, seen = [], set()
+    for rec in launches:
+        for t in rec.tensors():
+            key = t.untyped_storage().data_ptr()
+            if key not in own and key not in seen and t.is_floating_point():
+                seen.add(key)
+                scratch.append(t)
+    device = launches[0].tensors()[0].device if launches[0].tensors() else torch.device("cpu")
+    return Prepared(launches, result, device, scratch)
