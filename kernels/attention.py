@@ -57,7 +57,7 @@ import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 from kernels.device import cuda_properties
-from kernels.tuning import interleaved_times_ms, remembered
+from kernels.tuning import compile_all, interleaved_times_ms, remembered
 
 LOG2E = 1.4426950408889634
 HEAD_DIMS = (16, 32, 64, 128)
@@ -468,6 +468,12 @@ def _l2_bytes(device) -> int:
 
 
 def _launch_flash(q, k, v, out, causal: bool, scale: float, cfg: FlashConfig, head_group: int | None = None):
+    grid, args, kwargs = _flash_launch(q, k, v, out, causal, scale, cfg, head_group)
+    _flash_fwd_kernel[grid](*args, **kwargs)
+
+
+def _flash_launch(q, k, v, out, causal: bool, scale: float, cfg: FlashConfig, head_group: int | None = None):
+    """(grid, args, kwargs) of the kernel's launch for `cfg`."""
     B, H, S, D = q.shape
     if causal and cfg.block_m % cfg.block_n:
         raise ValueError(f"causal needs BLOCK_M a multiple of BLOCK_N; got {cfg.name}")
@@ -487,10 +493,9 @@ def _launch_flash(q, k, v, out, causal: bool, scale: float, cfg: FlashConfig, he
     if head_group is None:
         head_group = causal_head_group(S, D, q.element_size(), B * H, _l2_bytes(q.device)) if causal else 1
     grid = (triton.cdiv(S, cfg.block_m) * B * H,)
-    _flash_fwd_kernel[grid](*args, S, scale * LOG2E, B * H, head_group,
-                            HEAD_DIM=D, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal, EVEN=even,
-                            USE_TMA=cfg.tma, WARP_SPEC=cfg.warp_specialize, HOST_DESC=host_desc,
-                            num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    return grid, (*args, S, scale * LOG2E, B * H, head_group), dict(
+        HEAD_DIM=D, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal, EVEN=even, USE_TMA=cfg.tma,
+        WARP_SPEC=cfg.warp_specialize, HOST_DESC=host_desc, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
 
 
 def _tuning_key(q, causal: bool) -> tuple:
@@ -508,6 +513,13 @@ def _tune(q, k, v, out, causal: bool, scale: float, candidates: list[FlashConfig
     never a wrong or missing result.
     """
     runnable, rejected, baseline = {}, [], None
+    buildable = []
+    for cfg in candidates:
+        try:
+            buildable.append(_flash_launch(q, k, v, out, causal, scale, cfg))
+        except ValueError:
+            pass  # rejected with its reason below
+    compile_all(_flash_fwd_kernel, buildable)
     for cfg in candidates:
         try:
             _launch_flash(q, k, v, out, causal, scale, cfg)

@@ -218,14 +218,10 @@ def launch_autotuned(name: str, tuner, grid, *args, problem: tuple, **kwargs) ->
 
 
 def precompile(tuner, grid, args: tuple, kwargs: dict) -> int:
-    """Compile the candidates the tuner is about to time all at once, in a pool of threads
-    (Triton's AsyncCompileMode: the compiler releases the GIL), instead of one after the other as
-    the tuner reaches them; a cold sweep's time is mostly compiles. Returns the configurations
-    submitted (0 where there is nothing to gain or this Triton cannot). A candidate that fails to
-    compile is left to the tuner, which reports it as it would have."""
-    async_mode, fn = getattr(triton, "AsyncCompileMode", None), getattr(tuner, "fn", None)
-    if async_mode is None or not hasattr(fn, "warmup") or type(fn).__name__ == "InterpretedFunction":
-        return 0
+    """Compile the candidates `tuner` (a triton.autotune object) is about to time all at once
+    (`compile_all`), instead of one after the other as the tuner reaches them. Returns the
+    configurations submitted."""
+    fn = getattr(tuner, "fn", None)
     try:
         tuner.nargs = dict(zip(tuner.arg_names, args))  # what the tuner's pruning reads
         configs = list(tuner.prune_configs(kwargs))
@@ -233,21 +229,32 @@ def precompile(tuner, grid, args: tuple, kwargs: dict) -> int:
         configs = list(tuner.configs)
     finally:
         tuner.nargs = None
-    if len(configs) < 2:
+    return compile_all(fn, [(grid, args, {**kwargs, **c.all_kwargs()}) for c in configs])
+
+
+def compile_all(fn, launches: list[tuple]) -> int:
+    """Compile the @triton.jit function `fn` for each (grid, args, kwargs) at once, in a pool of
+    threads (Triton's AsyncCompileMode: the compiler releases the GIL); a cold sweep's time is
+    mostly compiles, and a tuner's candidates are otherwise compiled one by one. Returns the
+    launches submitted (0 where there is nothing to gain or this Triton cannot). One that fails
+    to compile is left to its launch, which fails as it would have."""
+    async_mode = getattr(triton, "AsyncCompileMode", None)
+    if async_mode is None or len(launches) < 2 or not hasattr(fn, "warmup") \
+            or type(fn).__name__ == "InterpretedFunction":
         return 0
     from concurrent.futures import ThreadPoolExecutor
 
     try:
-        with ThreadPoolExecutor(max_workers=min(len(configs), os.cpu_count() or 1)) as pool, \
+        with ThreadPoolExecutor(max_workers=min(len(launches), os.cpu_count() or 1)) as pool, \
                 async_mode(pool, ignore_errors=True):
-            for c in configs:
+            for grid, args, kwargs in launches:
                 try:
-                    fn.warmup(*args, grid=grid, **kwargs, **c.all_kwargs())
-                except Exception:  # noqa: BLE001 -- this candidate compiles (and fails) in the tuner
+                    fn.warmup(*args, grid=grid, **kwargs)
+                except Exception:  # noqa: BLE001 -- this one compiles (and fails) at its launch
                     pass
-    except Exception:  # noqa: BLE001 -- the compiles the tuner still needs it does itself
+    except Exception:  # noqa: BLE001 -- the compiles still needed happen at the launches
         return 0
-    return len(configs)
+    return len(launches)
 
 
 def remembered(name: str, key: tuple, compute, module_file: str):

@@ -216,19 +216,29 @@ def _launches(graph, inner: int) -> float | None:
         return None
 
 
+# Calls the host may queue ahead of the device while estimating.
+QUEUE_AHEAD = 64
+
+
 def _estimate(fn: Callable[[], object], warmup_s: float) -> float:
-    """Warm up for at least `warmup_s` (and 3 calls); return the device time per call."""
+    """Warm up for about `warmup_s` (and at least 3 calls) launched back to back; return the device
+    time per call of those calls."""
     import torch
 
     fn()
     torch.cuda.synchronize()
+    # One call and its wait, timed on the host: at least one call's device time. Launches are
+    # asynchronous, so the host's clock alone would let a long kernel queue QUEUE_AHEAD calls
+    # (a second of a 15 ms kernel) before the warm-up noticed its time was up.
+    t0 = time.perf_counter()
+    fn()
+    torch.cuda.synchronize()
+    calls = max(3, min(100_000, math.ceil(warmup_s / max(time.perf_counter() - t0, 1e-7))))
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    calls, t0 = 0, time.perf_counter()
     start.record()
-    while calls < 3 or time.perf_counter() - t0 < warmup_s:
+    for i in range(1, calls + 1):
         fn()
-        calls += 1
-        if calls % 64 == 0:  # keep the host from queueing far ahead of the device
+        if i % QUEUE_AHEAD == 0:  # keep the host from queueing far ahead of the device
             end.record()
             end.synchronize()
     end.record()

@@ -166,3 +166,37 @@ def test_the_old_per_implementation_rule_would_have_mixed_methods():
     # The rule the case-level choice replaces: each side on its own would pick a different method.
     assert timing.gains_from_graph(100e-6, 10e-6, 0.05) and not timing.gains_from_graph(10.4e-6, 10e-6, 0.05)
     assert timing.case_method({"a": (100e-6, 10e-6), "b": (10.4e-6, 10e-6)}, 0.05)[0] == "cuda-graph"
+
+
+def test_the_warm_up_of_a_long_kernel_lasts_its_budget_not_a_queue_of_calls(monkeypatch):
+    """Launches return before their kernel ends: a warm-up timed by the host's clock alone would
+    queue dozens of 15 ms calls before it noticed 50 ms had passed."""
+    fake = FakeCuda(15e-3, 15e-3)
+    fake.install(monkeypatch)
+    host = {"t": 0.0, "calls": 0}
+
+    def call():
+        fake.call()
+        host["t"] += 5e-6  # the launch's host time
+        host["calls"] += 1
+
+    def synchronize():
+        host["t"] = max(host["t"], fake.now)  # the host waits for the device
+
+    monkeypatch.setattr(torch.cuda, "synchronize", synchronize)
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: host["t"])
+    assert timing._estimate(call, 0.05) == pytest.approx(15e-3)
+    assert host["calls"] <= 2 + 4  # the first call, the timed one, then 50 ms worth
+    host["calls"] = 0
+    short = FakeCuda(10e-6, 10e-6)
+    short.install(monkeypatch)
+    fake.now = 0.0
+    monkeypatch.setattr(torch.cuda, "synchronize", synchronize)
+
+    def short_call():
+        short.call()
+        fake.now = short.now
+        host["t"] += 5e-6
+        host["calls"] += 1
+    assert timing._estimate(short_call, 0.05) == pytest.approx(10e-6)
+    assert host["calls"] >= 1000  # a microsecond kernel still warms up over thousands of calls
