@@ -22,6 +22,16 @@ from suite.interpreter import check_interpreter
 from suite.results import continue_command, default_out, identity, new_run_id, prepare_output
 from suite.timing import TimingPolicy
 
+# Timed seconds per implementation and case. A quick map halves them: its rounds were the largest
+# share of a warm quick map's time, and its ceilings stay within a few percent of the full sweep's.
+FULL_BUDGET_S = TimingPolicy.budget_s
+QUICK_BUDGET_S = FULL_BUDGET_S / 2
+
+
+def sweep_budget(given: float | None, mode: str) -> float:
+    """The timed seconds per implementation and case: --budget, else the mode's default."""
+    return given if given is not None else (QUICK_BUDGET_S if mode == "quick" else FULL_BUDGET_S)
+
 SWEEP_HELP = """\
 Run workloads over their cases on one GPU: each (workload, case, dtype,
 implementation) is verified against a float64 reference (outputs poisoned
@@ -174,9 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--settle", type=_seconds(0, inclusive=True), default=2.0, metavar="SECONDS",
                    help="run large matrix products this long first, so clocks and power reach their "
                         "steady state before measuring (default 2; 0 to skip)")
-    s.add_argument("--budget", type=_seconds(0, inclusive=False), default=0.2, metavar="SECONDS",
+    s.add_argument("--budget", type=_seconds(0, inclusive=False), default=None, metavar="SECONDS",
                    help=f"timed seconds per implementation and case, over {TimingPolicy.rounds} alternating "
-                        "rounds (default 0.2)")
+                        f"rounds (default {FULL_BUDGET_S:g}; {QUICK_BUDGET_S:g} with --quick)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     s.add_argument("--retune", action="store_true",
                    help="tune every kernel anew instead of taking the choices stored in the user's cache "
@@ -388,10 +398,11 @@ def cmd_sweep(args) -> int:
     env = env_mod.collect(None if args.interpret else args.device, interpret=args.interpret,
                           command="python -m suite " + shlex.join(args.argv))
     env["settle_s"] = 0.0 if args.interpret else args.settle
+    budget = env["budget_s"] = sweep_budget(args.budget, mode)
     out = args.out or default_out(env["gpu"]["name"], mode)
     prepare_output(out, resume=args.resume, append=args.append, machine={identity(env)})
     ctx = runner.Context(device=device, env=env, interpret=args.interpret,
-                         policy=timing.TimingPolicy(budget_s=args.budget), run_id=new_run_id(),
+                         policy=timing.TimingPolicy(budget_s=budget), run_id=new_run_id(),
                          seed=args.seed, nvml=None if args.interpret else nvml_handle(args.device))
     store = runner.configure_tuning(ctx, retune=args.retune)
     print(f"sweep: {len(tasks)} cases ({mode}) on {env['gpu']['name']} -> {out}"

@@ -91,6 +91,14 @@ def test_interpret_sweep_end_to_end(tmp_path, capsys, working_interpreter):
     rec = json.loads(lines[0])
     assert rec["status"] == "ok" and rec["timing"]["meaningful"] is False
     assert rec["env"]["command"].startswith("python -m suite sweep --interpret")
+    assert rec["env"]["budget_s"] == 0.2  # every record states the budget its case was timed with
+
+
+def test_a_quick_map_times_half_the_full_budget_unless_told():
+    from suite import cli
+
+    assert cli.sweep_budget(None, "full") == 0.2 and cli.sweep_budget(None, "quick") == 0.1
+    assert cli.sweep_budget(None, "interpret") == 0.2 and cli.sweep_budget(0.5, "quick") == 0.5
 
 
 def test_compare_picks_gpus_of_one_file(tmp_path, capsys):
