@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The H200 results of record, made by the suite's own commands, in stages that each fit a
-# ten-minute session on a GPU machine.
+# ten-minute run on a GPU machine.
 #
 #   bash benchmarks/h200_run.sh quick     # a cold quick sweep (empty Triton cache and tuning store),
 #                                         # the same warm, then the GPU tests (GPU_TESTS=0: not them)
@@ -36,10 +36,10 @@ case "${1:-}" in
 quick)
     log=$dir/quick.log
     nvidia-smi > "$dir/nvidia-smi.txt" 2>&1
-    # The cold run starts as a fresh machine would (nothing compiled, nothing tuned); the warm one
-    # finds what the cold one left.
+    # The cold run starts as a fresh machine would (nothing compiled, nothing tuned); the warm ones
+    # find what the cold one left, one after 30 s of settling load and one without.
     fresh=$(mktemp -d)
-    for run in "cold 0" "warm 30"; do
+    for run in "cold 0" "warm 30" "warm-nosettle 0"; do
         set -- $run
         t0=$(date +%s)
         TRITON_CACHE_DIR=$fresh/triton XDG_CACHE_HOME=$fresh/cache timeout -s INT -k 20 "$(left)" \
@@ -52,7 +52,7 @@ quick)
             > "$dir/pytest-gpu.log" 2>&1
         say "pytest rc=$?"; grep -E "^FAILED|^ERROR|passed|failed" "$dir/pytest-gpu.log" | tail -15
     fi
-    copy "$dir/nvidia-smi.txt" "$dir/quick-cold.jsonl" "$dir/quick-warm.jsonl" "$log" "$dir/pytest-gpu.log"
+    copy "$dir/nvidia-smi.txt" "$dir"/quick-*.jsonl "$log" "$dir/pytest-gpu.log"
     ;;
 full)
     log=$dir/full.log
