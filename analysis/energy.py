@@ -1,7 +1,8 @@
 """The report's energy table: what a byte, a FLOP and a token cost, from the records' `energy`.
 
-Each record's `energy` comes from NVML's total-energy counter over its timed window
-(suite.telemetry.counter_energy): {"joules_per_call", "watts", "uncertainty",
+Each record's `energy` comes from NVML's total-energy counter over its timed window: the
+energy run after the timed rounds where the sweep made one (`sweep --energy`), else the rounds
+themselves ("over"; suite.telemetry.counter_energy): {"joules_per_call", "watts", "uncertainty",
 "window_s", "counter_resolution_s", "min_window_s", ...}, or {"not_measured": why}.
 Beside each measured ceiling this table puts the energy of the measurement that set
 it: picojoules per byte for the memory ceilings, picojoules per FLOP for each dtype's
@@ -120,8 +121,9 @@ def sections(a: rl.GpuAnalysis) -> list[Section]:
                                             Col("impl", "Impl"), Col("tokens", "Throughput", "tokens_per_s"),
                                             *_energy_cols("tokens/J", "tokens_per_joule")], dec_rows))
     notes = [
-        "Energy from NVML's total-energy counter over each record's timed window, never from power readings: the "
-        "readings before and after each timed interval bracket its energy, the figure is the bracket's middle and "
+        "Energy from NVML's total-energy counter over each record's timed window (its energy run where the sweep "
+        "made one, sweep --energy; else its timed rounds), never from power readings: the readings before and "
+        "after each timed interval bracket its energy, the figure is the bracket's middle and "
         f"± its half-width; a bracket wider than ±{_median_of(a.records, 'max_uncertainty', 0.05):.0%} is reported "
         "as not measured, with the bracket.",
         "pJ/byte: joules per call over the bytes one call moves; pJ/FLOP: over its FLOPs; tokens/J: a decode step's "
@@ -139,7 +141,8 @@ def sections(a: rl.GpuAnalysis) -> list[Section]:
         # Nothing the sweep's tables would show is measured: one line says why instead of a row per figure.
         tables = []
         notes.insert(0, "No sweep record of this GPU has an energy figure: each implementation's timed window is too "
-                        "short for the counter's steps (the records say by how much)"
+                        "short for the counter's steps (the records say by how much; sweep --energy adds a window "
+                        "long enough)"
                         + ("; the figures below come from sustain runs." if steady else
                            "; a sustain run measures it (python -m suite sustain)."))
     if steady is not None:

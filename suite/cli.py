@@ -187,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--budget", type=_seconds(0, inclusive=False), default=None, metavar="SECONDS",
                    help=f"timed seconds per implementation and case, over {TimingPolicy.rounds} alternating "
                         f"rounds (default {FULL_BUDGET_S:g}; {QUICK_BUDGET_S:g} with --quick)")
+    s.add_argument("--energy", type=_seconds(0, inclusive=True), default=0.0, metavar="SECONDS",
+                   help="after timing a case, run each implementation alone for SECONDS more, one window "
+                        "NVML's energy counter can measure, so its record carries joules per call (with a "
+                        "100 ms counter, 2.5 or more for +-5%%; default 0: the timed rounds' short windows, "
+                        "which the counter cannot resolve, and energy comes from 'sustain')")
     s.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     s.add_argument("--retune", action="store_true",
                    help="tune every kernel anew instead of taking the choices stored in the user's cache "
@@ -399,10 +404,11 @@ def cmd_sweep(args) -> int:
                           command="python -m suite " + shlex.join(args.argv))
     env["settle_s"] = 0.0 if args.interpret else args.settle
     budget = env["budget_s"] = sweep_budget(args.budget, mode)
+    env["energy_s"] = args.energy
     out = args.out or default_out(env["gpu"]["name"], mode)
     prepare_output(out, resume=args.resume, append=args.append, machine={identity(env)})
     ctx = runner.Context(device=device, env=env, interpret=args.interpret,
-                         policy=timing.TimingPolicy(budget_s=budget), run_id=new_run_id(),
+                         policy=timing.TimingPolicy(budget_s=budget, energy_s=args.energy), run_id=new_run_id(),
                          seed=args.seed, nvml=None if args.interpret else nvml_handle(args.device))
     store = runner.configure_tuning(ctx, retune=args.retune)
     print(f"sweep: {len(tasks)} cases ({mode}) on {env['gpu']['name']} -> {out}"

@@ -327,9 +327,23 @@ def _time(fns: dict[str, Callable[[], object]], ctx: Context, n_sets: int) -> di
 def _time_group(fns, ctx: Context, n_sets: int) -> dict[str, tuple]:
     with Sampler(ctx.nvml) as sampler:
         timings = timing.time_on_gpu(fns, ctx.policy, inner_multiple=n_sets)
-        sampler.windows_timed(max((b - a for t in timings.values() for a, b in t.intervals), default=0.0))
-    return {n: (t, sampler.summary(t.intervals), sampler.energy(t.intervals, calls=len(t.samples) * t.inner))
-            for n, t in timings.items()}
+        sampler.windows_timed(max((b - a for t in timings.values() for a, b in _energy_windows(t)[0]),
+                                  default=0.0))
+    return {n: (t, sampler.summary(t.intervals), _energy(sampler, t)) for n, t in timings.items()}
+
+
+def _energy_windows(t: timing.Timing) -> tuple[list[tuple[float, float]], int]:
+    """The windows a record's energy is measured over, and the calls in them: the energy run where
+    the sweep made one (--energy), else the alternating rounds' intervals."""
+    if t.energy_window is not None:
+        return [tuple(t.energy_window["interval"])], t.energy_window["calls"]
+    return t.intervals, len(t.samples) * t.inner
+
+
+def _energy(sampler: Sampler, t: timing.Timing) -> dict:
+    windows, calls = _energy_windows(t)
+    e = sampler.energy(windows, calls=calls)
+    return {**e, "over": "energy run" if t.energy_window is not None else "timed rounds"}
 
 
 def run_sweep(tasks: list[Task], ctx: Context, out_path: Path, resume: bool, progress: bool = True) -> RecordWriter:

@@ -41,6 +41,8 @@ class Timing:
     round_samples: list[int] = field(default_factory=list)  # samples taken in each round, in order
     method_reason: str = ""  # why the case was timed by `method`
     launches: float | None = None  # kernel and copy nodes per call in its captured graph
+    # The energy run after the rounds (TimingPolicy.energy_s): {"interval", "calls", "seconds_per_call"}
+    energy_window: dict | None = None
 
     @property
     def window(self) -> tuple[float, float]:
@@ -62,6 +64,10 @@ class Timing:
             d["note"] = self.note
         if self.launches is not None:
             d["launches_counted"] = self.launches
+        if self.energy_window is not None:
+            d["energy_window"] = {"window": list(self.energy_window["interval"]),
+                                  "calls": self.energy_window["calls"],
+                                  "seconds_per_call": self.energy_window["seconds_per_call"]}
         return {**d, **self.estimates}
 
 
@@ -91,6 +97,9 @@ class TimingPolicy:
     # host-bound, back-to-back launches look like a long kernel (a 10 us
     # Triton GEMM measures 100 us eagerly).
     graph_gain: float = 0.05
+    # After the rounds, each implementation alone for this long (device time), one window the energy
+    # counter can measure (0: none; the rounds' short windows are then all there is).
+    energy_s: float = 0.0
 
 
 def gains_from_graph(eager_s: float, graph_s: float | None, gain: float) -> bool:
@@ -180,13 +189,38 @@ def time_on_gpu(fns: dict[str, Callable[[], object]], policy: TimingPolicy = Tim
             samples[name].extend(s.elapsed_time(e) / 1e3 / inner for s, e in events)
             counts[name].append(n)
     rounds_s = time.perf_counter() - rounds_started
+    windows = {n: _energy_window(runs[n], per_call[n] * meta[n]["inner"], meta[n]["inner"], policy.energy_s)
+               for n in names} if policy.energy_s > 0 else {}
     # Where the case's timing time went: each implementation's warm-up, estimates and graph capture,
     # and the alternating rounds of all of them together.
     return {n: Timing(samples[n], method, meta[n]["inner"], policy.rounds, intervals[n], True, meta[n]["note"],
                       estimates={"eager_estimate_s": meta[n]["eager"], "graph_estimate_s": meta[n]["graph"],
                                  "estimating_s": meta[n]["estimating_s"], "rounds_s": rounds_s},
-                      round_samples=counts[n], method_reason=reason, launches=meta[n]["launches"])
+                      round_samples=counts[n], method_reason=reason, launches=meta[n]["launches"],
+                      energy_window=windows.get(n))
             for n in names}
+
+
+def _energy_window(run: Callable[[], None], sample_s: float, inner: int, seconds: float) -> dict:
+    """`run` (one sample: a replay or a loop of `inner` calls) back to back for about `seconds` of
+    device time, alone: one window long enough for the energy counter. Returns its host interval,
+    its calls and their device time per call (the window's own throughput, beside the rounds')."""
+    import torch
+
+    n = max(1, math.ceil(seconds / max(sample_s, 1e-9)))
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda.synchronize()
+    t0 = time.time()
+    start.record()
+    for i in range(1, n + 1):
+        run()
+        if i % QUEUE_AHEAD == 0:
+            end.record()
+            end.synchronize()
+    end.record()
+    end.synchronize()
+    return {"interval": (t0, time.time()), "calls": n * inner,
+            "seconds_per_call": start.elapsed_time(end) / 1e3 / (n * inner)}
 
 
 def _new_graph():

@@ -200,3 +200,31 @@ def test_the_warm_up_of_a_long_kernel_lasts_its_budget_not_a_queue_of_calls(monk
         host["calls"] += 1
     assert timing._estimate(short_call, 0.05) == pytest.approx(10e-6)
     assert host["calls"] >= 1000  # a microsecond kernel still warms up over thousands of calls
+
+
+def test_an_energy_run_follows_the_rounds_only_when_asked(monkeypatch):
+    from dataclasses import replace
+
+    from suite import runner
+
+    fake = FakeCuda(1e-3, 0.99e-3)
+    fake.install(monkeypatch)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    plain = timing.time_on_gpu({"x": fake.call}, POLICY)["x"]
+    assert plain.energy_window is None and "energy_window" not in plain.describe()
+    t = timing.time_on_gpu({"x": fake.call}, replace(POLICY, energy_s=0.5))["x"]
+    w = t.energy_window
+    assert w["calls"] == pytest.approx(500, abs=t.inner)  # 0.5 s of 1 ms calls, in whole samples
+    assert w["seconds_per_call"] == pytest.approx(1e-3)
+    assert w["interval"][0] >= t.intervals[-1][1]  # after the rounds, alone
+    assert t.describe()["energy_window"]["calls"] == w["calls"]
+
+    class Sampler:  # what _energy asks of the sampler: the windows and the calls in them
+        def energy(self, windows, calls):
+            return {"windows": windows, "calls": calls}
+
+    e = runner._energy(Sampler(), t)
+    assert e == {"windows": [tuple(w["interval"])], "calls": w["calls"], "over": "energy run"}
+    e = runner._energy(Sampler(), plain)
+    assert e["over"] == "timed rounds" and e["windows"] == plain.intervals
+    assert e["calls"] == len(plain.samples) * plain.inner
