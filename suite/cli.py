@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--energy", type=_seconds(0, inclusive=True), default=0.0, metavar="SECONDS",
                    help="after timing a case, run each implementation alone for SECONDS more, one window "
                         "NVML's energy counter can measure, so its record carries joules per call (with a "
-                        "100 ms counter, 2.5 or more for +-5%%; default 0: the timed rounds' short windows, "
+                        "100 ms counter, 3 or more for +-5%%; default 0: the timed rounds' short windows, "
                         "which the counter cannot resolve, and energy comes from 'sustain')")
     s.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     s.add_argument("--retune", action="store_true",

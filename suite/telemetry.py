@@ -173,11 +173,15 @@ def counter_energy(readings, intervals, calls: int) -> dict:
         return _not_measured("the energy counter did not advance over the window", **known)
     uncertainty = (high - low) / (high + low)
     if uncertainty > MAX_ENERGY_UNCERTAINTY:
+        longest = max(t1 - t0 for t0, t1 in intervals)
+        need = (f"a single window of at least {known['min_window_s']:.2f} s is needed"
+                if longest < known["min_window_s"] else
+                f"the window is longer than the {known['min_window_s']:.2f} s the counter's steps alone ask for, "
+                f"so readings came late or were missed around its ends; a longer window narrows the bracket")
         return _not_measured(f"the window ({window:.3f} s in {len(intervals)} interval(s)) is too short for the "
                              f"counter's {resolution * 1e3:.1f} ms steps: the energy lies between {low / 1e3:.4g} "
                              f"and {high / 1e3:.4g} J (±{uncertainty:.0%}, more than "
-                             f"{MAX_ENERGY_UNCERTAINTY:.0%}); a single window of at least "
-                             f"{known['min_window_s']:.2f} s is needed", **known)
+                             f"{MAX_ENERGY_UNCERTAINTY:.0%}); {need}", **known)
     joules = (high + low) / 2 / 1e3
     return {"joules_per_call": joules / calls, "watts": joules / window, "joules": joules, "calls": int(calls),
             "uncertainty": uncertainty, **known, "method": ENERGY_METHOD}

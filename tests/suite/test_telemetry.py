@@ -74,6 +74,15 @@ def test_a_window_short_for_the_counter_says_not_measured_and_why():
     assert "not_measured" not in counter_energy(counter(500.0), [(1002.0, 1002.0 + e["min_window_s"] * 1.2)], 10)
 
 
+def test_a_long_window_with_missed_readings_says_so_not_that_it_is_too_short():
+    readings = [(t, e) for t, e in counter(500.0) if not (1004.3 < t < 1005.0 or 1001.0 < t < 1001.8)]
+    e = counter_energy(readings, [(1001.7, 1004.4)], calls=10)  # 2.7 s, above the 2.2 s the steps ask for
+    assert "not_measured" in e and e["window_s"] > e["min_window_s"]
+    assert "readings came late or were missed" in e["not_measured"] and "at least" not in e["not_measured"]
+    short = counter_energy(counter(500.0), [(1002.0, 1002.5)], calls=10)
+    assert "a single window of at least" in short["not_measured"]
+
+
 def test_the_bracket_holds_the_true_energy_when_power_changes():
     # A 2 s burst at 700 W inside a 400 W run: the midpoint stays within its stated uncertainty.
     def power(t):
