@@ -122,36 +122,59 @@ def _tuning_source(r) -> str | None:
 
 def wall_section(records) -> Section | None:
     """Where each sweep's wall time went, per family: each case's wall time (inputs, compiles,
-    tuning, verification, timing) counted once, whatever the number of its records; and how many
-    configurations were tuned in the run or taken from the tuning store."""
+    tuning, verification, timing) counted once, whatever the number of its records; how many
+    configurations were tuned in the run or taken from the tuning store; and, where the records
+    say, the parts of it: compiles and tuning (each implementation's first call), warm-ups and
+    estimates (before the rounds), and the alternating rounds."""
     cases: dict = {}
     for r in records:
         case_s = (r.wall or {}).get("case_s")
         if rl._is_number(case_s) and r.sustain is None and r.counters is None:
             key = (r.run_id, r.gpu_key, r.workload, r.case, r.dtype)
-            family, _, sources = cases.get(key, (r.family, case_s, []))
-            cases[key] = (family, case_s, sources + [_tuning_source(r)])
+            c = cases.setdefault(key, {"family": r.family, "wall": case_s, "sources": [], "setup": [],
+                                       "estimating": [], "rounds": []})
+            c["sources"].append(_tuning_source(r))
+            c["setup"].append((r.wall or {}).get("setup_s"))
+            c["estimating"].append((r.timing or {}).get("estimating_s"))
+            c["rounds"].append((r.timing or {}).get("rounds_s"))
     if not cases:
         return None
+
+    def part(items, name, once=False):
+        """The part summed over cases (an implementation's own parts summed; a case's shared one once);
+        None where no record says."""
+        per_case = [[x for x in v[name] if rl._is_number(x)] for _, v in items]
+        if not any(per_case):
+            return None
+        return sum((xs[0] if once else sum(xs)) for xs in per_case if xs)
+
     rows = []
     for run, items in group(cases.items(), lambda kv: kv[0][0]).items():
-        total = sum(v[1] for _, v in items)
-        for family, fam_items in [*sorted(group(items, lambda kv: kv[1][0]).items()), ("all", items)]:
-            spent = sum(v[1] for _, v in fam_items)
-            sources = [s for _, v in fam_items for s in v[2]]
+        total = sum(v["wall"] for _, v in items)
+        for family, fam_items in [*sorted(group(items, lambda kv: kv[1]["family"]).items()), ("all", items)]:
+            spent = sum(v["wall"] for _, v in fam_items)
+            sources = [s for _, v in fam_items for s in v["sources"]]
             rows.append([run, family, len(fam_items), spent, spent / total if total else None,
                          sources.count("tuned"), sources.count("cache"),
-                         _start_to_last(records, run) if family == "all" else None])
+                         _start_to_last(records, run) if family == "all" else None,
+                         part(fam_items, "setup"), part(fam_items, "estimating"),
+                         part(fam_items, "rounds", once=True)])
     cols = [Col("run", "Run"), Col("family", "Family"), Col("cases", "Cases", "int"), Col("wall", "Wall", "seconds"),
             Col("share", "Share", "pct"), Col("tuned", "Configs tuned", "int"),
-            Col("cached", "Configs from the store", "int"), Col("elapsed", "Start to last record", "seconds")]
+            Col("cached", "Configs from the store", "int"), Col("elapsed", "Start to last record", "seconds"),
+            Col("setup", "Compiles, tuning", "seconds"), Col("estimating", "Warm-ups", "seconds"),
+            Col("rounds", "Rounds", "seconds")]
     return Section("Where the sweep's time went", [Table(None, cols, rows)], [
         "Wall: each case's wall time from building its inputs to its last record, compiles, tuning, verification "
         "and timing included, summed per family (the time before the first case, such as --settle and importing "
         "the libraries, is not in it). Configs: the records whose kernel configuration was tuned in the run, or "
         "taken from the tuning store of an earlier run on this GPU model and software.",
         "Start to last record: from the sweep's start (its run id, to the second) to its last record's timestamp: "
-        "the command's own wall time, imports and --settle included."])
+        "the command's own wall time, imports and --settle included.",
+        "Parts of Wall, where the records hold them: Compiles, tuning: each implementation's preparation and first "
+        "call (where a kernel compiles and its tuner times the candidates); Warm-ups: each implementation's warm-up, "
+        "eager and graph estimates and capture; Rounds: the case's alternating timed rounds. The rest is building "
+        "and checking inputs and freeing memory."])
 
 
 def _start_to_last(records, run: str) -> float | None:

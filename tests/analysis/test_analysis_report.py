@@ -238,3 +238,20 @@ def test_a_transition_row_faster_than_the_l2_plateau_is_named_and_a_slower_one_i
     slow = [r for r in recs if r.bytes != 48 * MiB] + [stream("copy", 48 * MiB, 8.0e12)]
     notes = next(s for s in report.build(slow) if s.title.endswith("streaming bandwidth by working set")).notes
     assert not any("run faster than the L2 plateau" in n for n in notes)
+
+
+def test_where_the_time_went_splits_a_case_into_compiles_warm_ups_and_rounds():
+    recs = h200()
+    for r in recs:
+        r.wall = {"case_s": 2.0, "setup_s": 0.5}
+        r.timing = {**(r.timing or {}), "estimating_s": 0.25, "rounds_s": 0.75}
+    rows = table(report.build(recs), "Where the sweep's time went")
+    by = {row[1]: row for row in rows}
+    cases = by["all"][2]
+    # Each implementation's own parts summed over its records; the rounds, shared by a case's
+    # implementations, once per case.
+    assert by["all"][8:] == [0.5 * len(recs), 0.25 * len(recs), pytest.approx(0.75 * cases)]
+    for r in recs:
+        r.wall, r.timing = {"case_s": 2.0}, {k: v for k, v in r.timing.items() if k not in ("estimating_s", "rounds_s")}
+    rows = table(report.build(recs), "Where the sweep's time went")
+    assert {row[1]: row for row in rows}["all"][8:] == [None, None, None]  # older records: not split, not guessed
