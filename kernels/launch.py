@@ -43,11 +43,15 @@ def launch(fn, grid, *args, **kwargs) -> None:
     record(fn, grid, args, kwargs)
 
 
-def record(fn, grid, args: tuple, kwargs: dict) -> None:
+def record(fn, grid, args: tuple, kwargs: dict, pre_hook=None) -> None:
     """Note a launch of the @triton.jit function `fn` that was just made (by an autotuner, for
-    one): a `prepare` that is recording replays it."""
+    one): a `prepare` that is recording replays it. A launch whose configuration runs a pre_hook
+    first (zeroing a buffer, say) cannot be replayed without it, and a recording refuses it."""
     launches = _recording.get()
     if launches is not None:
+        if pre_hook is not None:
+            raise ValueError(f"prepare: {getattr(fn, '__name__', fn)} runs a configuration pre_hook, which a "
+                             "replay would skip")
         launches.append(_Recorded.of(fn, grid, args, kwargs))
 
 
@@ -65,8 +69,8 @@ class _Recorded:
         rec = cls(fn, grid, args, dict(kwargs))
         if _interpreted(fn):
             return rec
-        params = inspect.signature(fn.fn).parameters
-        bound = inspect.signature(fn.fn).bind(*args, **{k: v for k, v in kwargs.items() if k in params})
+        sig = inspect.signature(fn.fn)
+        bound = sig.bind(*args, **{k: v for k, v in kwargs.items() if k in sig.parameters})
         bound.apply_defaults()
         named = dict(bound.arguments)
         g = grid(named) if callable(grid) else grid

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import triton
 
-from kernels.launch import launch, record
+from kernels.launch import record
 
 # Short per-candidate timing: enough to rank candidates; the sweep times the winner properly.
 TUNING_REP_MS = 10
@@ -189,7 +189,11 @@ def launch_autotuned(name: str, tuner, grid, *args, problem: tuple, **kwargs) ->
     "fresh" (False when an earlier call already answered for this problem)}."""
     decided = _DECIDED.get((name, problem))
     if decided is not None:
-        launch(tuner.fn, grid, *args, **kwargs, **decided["config"].all_kwargs())
+        config = decided["config"]
+        if getattr(config, "pre_hook", None) is not None:
+            config.pre_hook({**dict(zip(tuner.arg_names, args)), **kwargs, **config.all_kwargs()})
+        tuner.fn[grid](*args, **kwargs, **config.all_kwargs())
+        record(tuner.fn, grid, args, {**kwargs, **config.all_kwargs()}, pre_hook=getattr(config, "pre_hook", None))
         return decided
     key = autotune_key(tuner, args, kwargs)
     entry = _entry_name(name, _module_file(tuner.base_fn if hasattr(tuner, "base_fn") else tuner.fn), key)
@@ -203,7 +207,8 @@ def launch_autotuned(name: str, tuner, grid, *args, problem: tuple, **kwargs) ->
     if tuned_here:
         precompile(tuner, grid, args, kwargs)
     tuner[grid](*args, **kwargs)
-    record(getattr(tuner, "fn", None), grid, args, {**kwargs, **tuner.best_config.all_kwargs()})
+    record(getattr(tuner, "fn", None), grid, args, {**kwargs, **tuner.best_config.all_kwargs()},
+           pre_hook=getattr(tuner.best_config, "pre_hook", None))
     timings = getattr(tuner, "configs_timings", None)
     timings = timings if tuned_here and timings is not None and timings is not before else None
     if tuned_here:

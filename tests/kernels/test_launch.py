@@ -84,3 +84,28 @@ def test_poison_fills_out_and_scratch_but_not_integers():
     verify.poison({"out": out, "scratch": [mid, counters]})
     assert torch.isnan(out).all() and torch.isnan(mid).all() and counters.eq(0).all()
     assert not math.isnan(counters[0].item())
+
+
+def test_a_configuration_with_a_pre_hook_is_refused_while_recording():
+    token = kl._recording.set([])
+    try:
+        with pytest.raises(ValueError, match="pre_hook"):
+            kl.record(object(), (1,), (), {}, pre_hook=lambda nargs: None)
+    finally:
+        kl._recording.reset(token)
+    kl.record(object(), (1,), (), {}, pre_hook=lambda nargs: None)  # not recording: nothing to refuse
+
+
+def test_a_decided_configuration_runs_its_pre_hook_before_each_launch(monkeypatch):
+    import kernels.tuning as kt
+
+    hooked, launched = [], []
+    config = triton.Config({"BLOCK": 64}, num_warps=4, pre_hook=lambda nargs: hooked.append(nargs["n"]))
+
+    class Tuner:
+        arg_names = ["x_ptr", "n"]
+        fn = {None: lambda *a, **k: launched.append(a)}
+
+    monkeypatch.setattr(kt, "_DECIDED", {("t", (5,)): {"config": config, "source": "tuned", "fresh": False}})
+    kt.launch_autotuned("t", Tuner(), None, "x", 5, problem=(5,))
+    assert hooked == [5] and launched == [("x", 5)]
