@@ -109,6 +109,7 @@ examples:
   python -m suite sustain --workload gemm-square --case 8192x8192x8192 --dtype bf16 --impl torch.matmul --seconds 120
   python -m suite sustain --workload stream-copy --case "2048 MiB" --seconds 60 --plot copy.png
   python -m suite sustain --workload decode-layer --case "llama-3-8b B=64 ctx=8192" --impl torch --seconds 60
+  python -m suite sustain --workload decode-layer --case "llama-3-8b B=64 ctx=8192" --impl triton-prepared
 """
 
 
