@@ -512,20 +512,24 @@ def _tune(q, k, v, out, causal: bool, scale: float, candidates: list[FlashConfig
     dropped with its reason, so an aggressive configuration can cost time but
     never a wrong or missing result.
     """
-    runnable, rejected, baseline = {}, [], None
-    buildable = []
+    runnable, rejected, baseline, built = {}, [], None, {}
+
+    def reject(cfg, e):
+        rejected.append({"config": cfg.name, "reason": f"{type(e).__name__}: {str(e)[:300]}"})
+
     for cfg in candidates:
         try:
-            buildable.append(_flash_launch(q, k, v, out, causal, scale, cfg))
-        except ValueError:
-            pass  # rejected with its reason below
-    compile_all(_flash_fwd_kernel, buildable)
-    for cfg in candidates:
+            built[cfg.name] = _flash_launch(q, k, v, out, causal, scale, cfg)
+        except Exception as e:  # noqa: BLE001 -- a tile the kernel cannot run only removes this candidate
+            reject(cfg, e)
+    compile_all(_flash_fwd_kernel, list(built.values()))
+    for cfg in (c for c in candidates if c.name in built):
         try:
-            _launch_flash(q, k, v, out, causal, scale, cfg)
+            grid, args, kwargs = built[cfg.name]
+            _flash_fwd_kernel[grid](*args, **kwargs)
             torch.cuda.synchronize(q.device)
         except Exception as e:  # noqa: BLE001 -- any compile/launch failure only removes this candidate
-            rejected.append({"config": cfg.name, "reason": f"{type(e).__name__}: {str(e)[:300]}"})
+            reject(cfg, e)
             continue
         if baseline is None:
             baseline = (cfg, out.float())

@@ -476,7 +476,7 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, residual: torch.
     h = torch.empty_like(x) if residual is not None else y
     block = triton.next_power_of_2(n)
     launch(_rms_norm_kernel, (rows,), x, residual if residual is not None else x, weight, h, y, n, eps,
-                              ADD_RESIDUAL=residual is not None, BLOCK=block, num_warps=8 if block >= 2048 else 4)
+           ADD_RESIDUAL=residual is not None, BLOCK=block, num_warps=8 if block >= 2048 else 4)
     return (h, y) if residual is not None else y
 
 
@@ -532,8 +532,8 @@ def layer_step(x: torch.Tensor, weights: dict[str, torch.Tensor], k_cache: torch
         raise ValueError(f"context {context} outside [1, cache capacity {k_cache.shape[2]}]")
     h = rms_norm(x, weights["attn_norm"], eps)
     qkv = linear(h, weights["wqkv"])
-    launch(_append_kv_kernel, (batch, hkv), qkv, k_cache, v_cache, context - 1, qkv.stride(0), hq * d, k_cache.shape[2],
-                                    HEAD_DIM=d)
+    launch(_append_kv_kernel, (batch, hkv), qkv, k_cache, v_cache, context - 1, qkv.stride(0), hq * d,
+           k_cache.shape[2], HEAD_DIM=d)
     q = qkv[:, :hq * d].view(batch, hq, d)
     attn = decode_attention(q, k_cache, v_cache, lengths, max_len=context)
     x1, h2 = rms_norm(linear(attn.view(batch, hq * d), weights["wo"]), weights["mlp_norm"], eps, residual=x)

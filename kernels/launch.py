@@ -1,12 +1,12 @@
 """Prepared launches: the Triton launches of a step recorded once, then replayed through each
 compiled kernel's own launcher.
 
-Calling a @triton.jit function from Python (`fn[grid](*args)`) binds the arguments, works out
-their specialisation (dtypes, 16-byte alignment, which integers are 1), hashes it into a cache
-key and looks the compiled kernel up, then launches it: tens of microseconds of host time per
-launch, more with more arguments, before the launcher's own checks and allocations. A decode step
-launches about a dozen kernels on arguments that do not change from one step to the next (the
-same buffers, the same sizes), so that work can be done once:
+A launcher called from Python checks its arguments, allocates its outputs and looks its tuner's
+choice up, and then calling the @triton.jit function (`fn[grid](*args)`) binds the arguments,
+works out their specialisation (dtypes, 16-byte alignment, which integers are 1) and looks the
+compiled kernel up before it launches. In a decode step that Python work, not the launch itself,
+is most of the host's time, and it repeats on arguments that do not change from one step to the
+next (the same buffers, the same sizes), so it can be done once:
 
     step = prepare(lambda: layer_step(x, ...), inputs=[x, *weights, k_cache, v_cache, out])
     step()  # the same launches, each straight into its compiled kernel
@@ -67,7 +67,7 @@ class _Recorded:
     @classmethod
     def of(cls, fn, grid, args: tuple, kwargs: dict) -> "_Recorded":
         rec = cls(fn, grid, args, dict(kwargs))
-        if _interpreted(fn):
+        if interpreted(fn):
             return rec
         sig = inspect.signature(fn.fn)
         bound = sig.bind(*args, **{k: v for k, v in kwargs.items() if k in sig.parameters})
@@ -84,7 +84,8 @@ class _Recorded:
         return [v for v in (*self.args, *self.kwargs.values()) if isinstance(v, torch.Tensor)]
 
 
-def _interpreted(fn) -> bool:
+def interpreted(fn) -> bool:
+    """Whether `fn` is a @triton.jit function made for Triton's interpreter (no compiled kernel)."""
     return type(fn).__name__ == "InterpretedFunction"
 
 
@@ -129,3 +130,22 @@ def prepare(step: Callable[[], Any], inputs: Iterable[torch.Tensor]) -> Prepared
                 scratch.append(t)
     device = launches[0].tensors()[0].device if launches[0].tensors() else torch.device("cpu")
     return Prepared(launches, result, device, scratch)
+
+
+class PrepareOnFirstCall:
+    """`step` run and prepared at its first call (which compiles and tunes, as a first call does
+    anyway) and replayed at every later one: an implementation the sweep verifies on its second
+    call. `then(prepared)` runs once, when it is prepared."""
+
+    def __init__(self, step: Callable[[], Any], inputs: Iterable[torch.Tensor],
+                 then: Callable[[Prepared], None] | None = None):
+        self.step, self.inputs, self.then = step, list(inputs), then
+        self.prepared: Prepared | None = None
+
+    def __call__(self):
+        if self.prepared is not None:
+            return self.prepared()
+        self.prepared = prepare(self.step, self.inputs)
+        if self.then is not None:
+            self.then(self.prepared)
+        return self.prepared.result

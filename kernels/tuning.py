@@ -34,7 +34,7 @@ from pathlib import Path
 
 import triton
 
-from kernels.launch import record
+from kernels.launch import interpreted, record
 
 # Short per-candidate timing: enough to rank candidates; the sweep times the winner properly.
 TUNING_REP_MS = 10
@@ -190,10 +190,11 @@ def launch_autotuned(name: str, tuner, grid, *args, problem: tuple, **kwargs) ->
     decided = _DECIDED.get((name, problem))
     if decided is not None:
         config = decided["config"]
-        if getattr(config, "pre_hook", None) is not None:
-            config.pre_hook({**dict(zip(tuner.arg_names, args)), **kwargs, **config.all_kwargs()})
-        tuner.fn[grid](*args, **kwargs, **config.all_kwargs())
-        record(tuner.fn, grid, args, {**kwargs, **config.all_kwargs()}, pre_hook=getattr(config, "pre_hook", None))
+        full, pre_hook = {**kwargs, **config.all_kwargs()}, getattr(config, "pre_hook", None)
+        if pre_hook is not None:
+            pre_hook({**dict(zip(tuner.arg_names, args)), **full})
+        tuner.fn[grid](*args, **full)
+        record(tuner.fn, grid, args, full, pre_hook=pre_hook)
         return decided
     key = autotune_key(tuner, args, kwargs)
     entry = _entry_name(name, _module_file(tuner.base_fn if hasattr(tuner, "base_fn") else tuner.fn), key)
@@ -244,8 +245,7 @@ def compile_all(fn, launches: list[tuple]) -> int:
     launches submitted (0 where there is nothing to gain or this Triton cannot). One that fails
     to compile is left to its launch, which fails as it would have."""
     async_mode = getattr(triton, "AsyncCompileMode", None)
-    if async_mode is None or len(launches) < 2 or not hasattr(fn, "warmup") \
-            or type(fn).__name__ == "InterpretedFunction":
+    if async_mode is None or len(launches) < 2 or not hasattr(fn, "warmup") or interpreted(fn):
         return 0
     from concurrent.futures import ThreadPoolExecutor
 

@@ -322,24 +322,17 @@ def _layer_triton(inp):
 def _layer_triton_prepared(inp):
     """The same step with its launches prepared once (kernels.launch): replayed straight into the
     compiled kernels, without the launchers' Python work."""
-    step = _layer_triton(inp)
     mine = [inp[n] for n in ("x", "k_cache", "v_cache", "lengths", "out")] + list(inp["weights"].values())
-    state = {}
-
-    def call():
-        if "step" not in state:
-            state["step"] = launch.prepare(step, inputs=mine)
-            inp["scratch"] = [*inp.get("scratch", []), *state["step"].scratch]
-            return state["step"].result
-        return state["step"]()
-    inp["prepared"] = state
-    return call
+    # The step's own buffers join what the runner poisons before the verified (replayed) call.
+    inp["prepared"] = launch.PrepareOnFirstCall(_layer_triton(inp), mine,
+                                                then=lambda p: inp["scratch"].extend(p.scratch))
+    return inp["prepared"]
 
 
 def _prepared_config(inp) -> dict:
-    step = inp.get("prepared", {}).get("step")
+    prepared = inp["prepared"].prepared if "prepared" in inp else None
     return {"attention": kd.last_config(),
-            "launch": f"prepared: {len(step.launches)} launches replayed" if step is not None else None}
+            "launch": f"prepared: {len(prepared.launches)} launches replayed" if prepared is not None else None}
 
 
 def _layer_torch(inp):

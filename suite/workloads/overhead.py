@@ -54,14 +54,7 @@ def _triton_empty(inp):
 def _prepared(inp, call):
     """`call` with its launch prepared once (kernels.launch): the compiled kernel's own launcher,
     without the binding, specialisation and cache lookup of a call from Python."""
-    state = {}
-
-    def run():
-        if "step" not in state:
-            state["step"] = launch.prepare(call, inputs=[t for t in inp.values() if isinstance(t, torch.Tensor)])
-            return state["step"].result
-        return state["step"]()
-    return run
+    return launch.PrepareOnFirstCall(call, [t for t in inp.values() if isinstance(t, torch.Tensor)])
 
 
 def _triton_empty_prepared(inp):

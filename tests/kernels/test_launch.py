@@ -109,3 +109,14 @@ def test_a_decided_configuration_runs_its_pre_hook_before_each_launch(monkeypatc
     monkeypatch.setattr(kt, "_DECIDED", {("t", (5,)): {"config": config, "source": "tuned", "fresh": False}})
     kt.launch_autotuned("t", Tuner(), None, "x", 5, problem=(5,))
     assert hooked == [5] and launched == [("x", 5)]
+
+
+def test_prepare_on_first_call_prepares_once_then_replays(device):
+    x, mid, out = _tensors(device)
+    seen = []
+    step = kl.PrepareOnFirstCall(lambda: _two_step(x, mid, out), [x, out], then=seen.append)
+    assert step() is out and len(seen) == 1 and seen[0] is step.prepared
+    assert [t.data_ptr() for t in seen[0].scratch] == [mid.data_ptr()]
+    verify.poison({"out": out, "scratch": step.prepared.scratch})
+    assert step() is out and len(seen) == 1  # replayed, not prepared again
+    assert torch.allclose(out, 6 * x + 2, atol=1e-5)
