@@ -224,6 +224,12 @@ def _dtype(keys, wanted: str | None) -> str | None:
     return min(dtypes, key=rl.dtype_rank) if dtypes else None
 
 
+def _in_dtype(keys, wanted: str | None) -> list:
+    """The keys of the dtype `_dtype` picks for them."""
+    d = _dtype(keys, wanted)
+    return [k for k in keys if k.dtype == d]
+
+
 def _lower_median(values):
     values = sorted(values)
     return values[(len(values) - 1) // 2] if values else None
@@ -271,8 +277,8 @@ def default_selection(found: dict[Key, list[Record]], dtype: str | None) -> tupl
     if not attn:
         missing.append("decode attention: no record of view 'decode' with param 'q_heads'")
     for workload, keys in by_workload(attn).items():
-        d = _dtype(keys, dtype)
-        of = [k for k in keys if k.dtype == d and not params[k].get("ragged")] or [k for k in keys if k.dtype == d]
+        of = _in_dtype(keys, dtype)
+        of = [k for k in of if not params[k].get("ragged")] or of
         grouped = [k for k in of if params[k].get("kv_heads", params[k]["q_heads"]) < params[k]["q_heads"]] or of
         if not grouped:
             missing.append(f"decode attention {workload} in {dtype}: not measured")
@@ -288,8 +294,7 @@ def default_selection(found: dict[Key, list[Record]], dtype: str | None) -> tupl
     if not full:
         missing.append("attention: no record of view 'attention'")
     for workload, keys in by_workload(full).items():
-        d = _dtype(keys, dtype)
-        of = [k for k in keys if k.dtype == d]
+        of = _in_dtype(keys, dtype)
         if not of:
             missing.append(f"attention {workload} in {dtype}: not measured")
             continue
@@ -306,8 +311,7 @@ def default_selection(found: dict[Key, list[Record]], dtype: str | None) -> tupl
     if not gemms:
         missing.append("largest GEMM: no record of roof 'compute'")
     else:
-        d = _dtype(gemms, dtype)
-        of = [k for k in gemms if k.dtype == d]
+        of = _in_dtype(gemms, dtype)
         if of:
             top = max(of, key=lambda k: (flops[k], k.workload, natural(k.case)))
             chosen += [("largest GEMM", k) for k in of if (k.workload, k.case) == (top.workload, top.case)]
@@ -320,8 +324,7 @@ def default_selection(found: dict[Key, list[Record]], dtype: str | None) -> tupl
     if not skinny:
         missing.append(f"skinny GEMM: no record of view 'gemm-skinny' or of M <= min(N, K) / {SKINNY_ASPECT}")
     for workload, keys in by_workload(skinny).items():
-        d = _dtype(keys, dtype)
-        of = [k for k in keys if k.dtype == d]
+        of = _in_dtype(keys, dtype)
         if not of:
             missing.append(f"skinny GEMM {workload} in {dtype}: not measured")
             continue
