@@ -415,7 +415,12 @@ class FlashConfig:
         return {"name": self.name, **asdict(self)}
 
 
-def flash_candidates(head_dim: int, capability: tuple[int, int] | None) -> list[FlashConfig]:
+# Up to this sequence length the Hopper candidates include 64x64 tiles.
+SHORT_SEQ = 2048
+
+
+def flash_candidates(head_dim: int, capability: tuple[int, int] | None,
+                     seq_len: int | None = None) -> list[FlashConfig]:
     """The configurations the fused kernel is tuned over; the first is the trusted baseline.
 
     Hopper and newer, all through TMA:
@@ -435,6 +440,12 @@ def flash_candidates(head_dim: int, capability: tuple[int, int] | None) -> list[
       fails its pipeliner; for causal, the diagonal's bias tile (MASK 3)
       keeps the masking cheap. With host descriptors this kernel does not
       return on Triton 3.6, so it always makes its descriptors on the device.
+    - for sequences up to SHORT_SEQ, 64x64 tiles on one warpgroup (3 stages):
+      a 128x128 program there walks only 4-16 key blocks, so its pipeline's
+      fill and its epilogue weigh on every program; 64-row programs are
+      twice as many and half as long, and the shorter key blocks keep more
+      of each program's time in its steady loop. Beyond SHORT_SEQ they lose
+      to the 128-row tiles.
     Before Hopper: the pointer path with Ampere-sized tiles.
     """
     if capability is None:
@@ -444,7 +455,8 @@ def flash_candidates(head_dim: int, capability: tuple[int, int] | None) -> list[
         return [FlashConfig(128, 64, 4, 3), FlashConfig(128, 32, 4, 4), FlashConfig(64, 64, 4, 3)]
     split = ([FlashConfig(128, 128, 8, 2, tma=True), FlashConfig(128, 128, 8, 3, tma=True)] if head_dim >= 128
              else [FlashConfig(128, 128, 8, 3, tma=True), FlashConfig(128, 64, 4, 4, tma=True)])
-    return split + [FlashConfig(128, 128, 4, 2, tma=True, warp_specialize=True)]
+    short = [FlashConfig(64, 64, 4, 3, tma=True)] if seq_len is not None and seq_len <= SHORT_SEQ else []
+    return split + [FlashConfig(128, 128, 4, 2, tma=True, warp_specialize=True)] + short
 
 
 def _cuda_scratch(size: int, alignment: int, stream):
@@ -556,7 +568,7 @@ def _select(q, k, v, out, causal: bool, scale: float) -> FlashConfig:
     known = _SELECTED.get((str(q.device), key))
     if known is not None and known.get("final", True):
         return known["_config"]
-    candidates = flash_candidates(q.shape[-1], capability_of(q))
+    candidates = flash_candidates(q.shape[-1], capability_of(q), q.shape[2])
     capturing = q.is_cuda and torch.cuda.is_current_stream_capturing()
     if len(candidates) == 1 or capturing:
         # Nothing to choose, or timing would need a synchronization: the baseline (the next
@@ -601,4 +613,4 @@ def flash_attention_config(q, causal: bool) -> dict:
     chosen = _SELECTED.get((str(q.device), _tuning_key(q, causal)))
     if chosen is not None:
         return {k: v for k, v in chosen.items() if k not in ("_config", "final")}
-    return {**flash_candidates(q.shape[-1], capability_of(q))[0].as_dict(), "tuning": "fixed"}
+    return {**flash_candidates(q.shape[-1], capability_of(q), q.shape[2])[0].as_dict(), "tuning": "fixed"}

@@ -255,10 +255,13 @@ def _transpose_kernel(src_ptr, dst_ptr, R, C, stride_src, stride_dst, BLOCK: tl.
 @triton.jit(do_not_specialize=["M"])
 def _skinny_kernel(x_ptr, w_ptr, y_ptr, partial_ptr, arrivals_ptr, M, N, K,
                    stride_xm, stride_wn, stride_ym,
-                   BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, USE_TMA: tl.constexpr):
+                   BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, USE_TMA: tl.constexpr,
+                   X_TMA: tl.constexpr = False):
     # Program (n, s) computes y[:, n*BN:(n+1)*BN] over the s-th share of K, as (w_band @ x^T):
-    # the weight band is the 64/128-row side of the MMA, the few rows of x (padded to BM >= 16;
-    # the padding is masked, never loaded) the narrow side.
+    # the weight band is the 64/128/256-row side of the MMA, the few rows of x (padded to BM >= 16;
+    # the padding is masked, never loaded) the narrow side. With X_TMA x arrives by TMA too (rows
+    # past M read as zeros): for BM >= 128 every band re-reads as many bytes of x as of w, and
+    # pointer loads of that much cost issue slots the MMAs need.
     pid_n = tl.program_id(0)
     split = tl.program_id(1)
     num_splits = tl.num_programs(1)
@@ -271,6 +274,8 @@ def _skinny_kernel(x_ptr, w_ptr, y_ptr, partial_ptr, arrivals_ptr, M, N, K,
     offs_k = tl.arange(0, BK)
     if USE_TMA:
         w_desc = tl.make_tensor_descriptor(w_ptr, shape=[N, K], strides=[stride_wn, 1], block_shape=[BN, BK])
+    if X_TMA:
+        x_desc = tl.make_tensor_descriptor(x_ptr, shape=[M, K], strides=[stride_xm, 1], block_shape=[BM, BK])
     w_rows = tl.where(offs_n < N, offs_n, 0).to(tl.int64)
     acc = tl.zeros((BN, BM), tl.float32)
     for k in range(k_lo, k_hi, BK):
@@ -279,8 +284,11 @@ def _skinny_kernel(x_ptr, w_ptr, y_ptr, partial_ptr, arrivals_ptr, M, N, K,
         else:
             w = tl.load(w_ptr + w_rows[:, None] * stride_wn + (k + offs_k)[None, :],
                         mask=(k + offs_k)[None, :] < K, other=0.0)
-        x = tl.load(x_ptr + offs_m[:, None] * stride_xm + (k + offs_k)[None, :],
-                    mask=(offs_m[:, None] < M) & ((k + offs_k)[None, :] < K), other=0.0)
+        if X_TMA:
+            x = x_desc.load([0, k])
+        else:
+            x = tl.load(x_ptr + offs_m[:, None] * stride_xm + (k + offs_k)[None, :],
+                        mask=(offs_m[:, None] < M) & ((k + offs_k)[None, :] < K), other=0.0)
         acc = tl.dot(w, tl.trans(x), acc)
 
     y_offs = offs_m[None, :] * stride_ym + offs_n[:, None]
@@ -358,37 +366,58 @@ def _fma_configs() -> list[triton.Config]:
 
 def _sgemm_configs() -> list[triton.Config]:
     """Gluon SGEMM tiles (BM, BN, BK, stages, warps along M and N, register cap). A thread holds
-    64 accumulators (32 in the 64x64 tile). Capping 8-warp tiles at 128 registers lets two
-    blocks share an SM; 4-warp tiles fit two or more without a cap. At large sizes 64x128x16 (4
-    warps, 4 stages) and 128x128x16 (8 warps, capped) lead; 64x64 is for sizes with too few
-    larger tiles to fill the SMs. Stage counts stay powers of two: the slot index is i % STAGES,
-    a mask then, a multiply-high otherwise."""
+    64 accumulators (32 in the 64x64 tile, 16 in the 32-row tiles). Capping 8-warp tiles at 128
+    registers lets two blocks share an SM; 4-warp tiles fit two or more without a cap. At large
+    sizes 64x128x16 (4 warps, 4 stages) and 128x128x16 (8 warps, capped) lead; 64x64 is for sizes
+    with too few larger tiles to fill the SMs, and the 32-row tiles (two or four warps, K slices
+    of 32) for those where even 64x64 tiles leave SMs idle: 512^2 outputs are 64 of them on 132
+    SMs, 256 tiles of 32x32. `_prune_sgemm` offers each size one group. Stage counts stay powers
+    of two: the slot index is i % STAGES, a mask then, a multiply-high otherwise."""
     return [triton.Config({"BM": bm, "BN": bn, "BK": bk, "GROUP_M": 8, "STAGES": st, "WARPS_M": wm, "WARPS_N": wn},
                           num_warps=wm * wn, num_stages=st, maxnreg=reg)
             for bm, bn, bk, st, wm, wn, reg in ((64, 128, 16, 4, 2, 2, None), (128, 128, 16, 4, 4, 2, 128),
                                                 (128, 128, 8, 4, 4, 2, 128),
-                                                (128, 64, 16, 4, 4, 1, None), (64, 64, 16, 4, 2, 2, None))]
+                                                (128, 64, 16, 4, 4, 1, None), (64, 64, 16, 4, 2, 2, None),
+                                                (32, 64, 32, 4, 2, 2, None), (32, 32, 32, 4, 2, 1, None))]
+
+
+def _prune_sgemm(configs, named_args, **kwargs):
+    """Tiles smaller than 64x64 where 64x64 tiles leave SMs idle, the others elsewhere (64x64
+    is in both groups)."""
+    M, N = named_args["M"], named_args["N"]
+    small = triton.cdiv(M, 64) * triton.cdiv(N, 64) < _num_sms(named_args["c_ptr"].device)
+    group = [c for c in configs if (c.kwargs["BM"] * c.kwargs["BN"] <= 64 * 64) == small
+             or c.kwargs["BM"] * c.kwargs["BN"] == 64 * 64]
+    return _pruner(None)(group, named_args, **kwargs)
 
 
 def _skinny_configs() -> list[triton.Config]:
-    """Per bucket of x rows (BM = 16, 64, 128): a 64-row weight band with long K steps or a
-    128-row band with shorter ones, each with as many stages as shared memory holds (bytes in
-    flight keep HBM busy), the weight read by TMA or by cp.async (no descriptor to build per
-    program); and a shallow 64-row band that lets two programs share an SM. For 128 rows of x,
-    x takes half of every stage or more: those long-K tiles fit only 2-3 stages, too few to keep
-    HBM busy, so that bucket also tries 64-wide K steps with 6 stages (8 warps for the 128x128
-    accumulator)."""
+    """Per bucket of x rows (BM = 16, 64, 128, 256), each tile with as many stages as shared
+    memory holds (bytes in flight keep HBM busy).
+
+    Up to 64 rows: a 64-row weight band with long K steps or a 128-row band with shorter ones,
+    the weight read by TMA or by cp.async (no descriptor to build per program), and a shallow
+    64-row band that lets two programs share an SM; x arrives by pointer loads.
+
+    128 and 256 rows: x is as large as the weight band or larger, and every band re-reads it
+    from L2, so both arrive by TMA, in 64-wide K steps (longer ones fit too few stages beside
+    x): a 64-row band (the most programs, no split needed at 8192 rows), a 128-row band, and
+    for 128 rows of x a 256-row band (x re-read least; 8 warps hold its 256x128 accumulator).
+    Without TMA these buckets fall back to one pointer-loaded 128-row band."""
     configs = []
-    for bm in (16, 64, 128):
-        tiles = [(64, 256, 200 * 1024, (True, False), 4), (128, 128, 200 * 1024, (True, False), 4),
-                 (64, 128, 100 * 1024, (True,), 4)]
-        if bm == 128:
-            tiles += [(128, 64, 200 * 1024, (True,), 8), (64, 64, 200 * 1024, (True,), 4)]
-        for bn, bk, budget, loads, warps in tiles:
-            stages = min(6, budget // ((bn + bm) * bk * 2))
-            configs += [triton.Config({"BM": bm, "BN": bn, "BK": bk, "USE_TMA": tma}, num_warps=warps,
-                                      num_stages=stages)
+    budget = 200 * 1024
+    for bm in (16, 64):
+        for bn, bk, room, loads in ((64, 256, budget, (True, False)), (128, 128, budget, (True, False)),
+                                    (64, 128, 100 * 1024, (True,))):
+            stages = min(6, room // ((bn + bm) * bk * 2))
+            configs += [triton.Config({"BM": bm, "BN": bn, "BK": bk, "USE_TMA": tma}, num_warps=4, num_stages=stages)
                         for tma in loads]
+    for bm, tiles in ((128, ((64, 4), (128, 8), (256, 8))), (256, ((64, 4), (128, 8)))):
+        for bn, warps in tiles:
+            configs.append(triton.Config({"BM": bm, "BN": bn, "BK": 64, "USE_TMA": True, "X_TMA": True},
+                                         num_warps=warps, num_stages=min(6, budget // ((bn + bm) * 64 * 2))))
+        configs.append(triton.Config({"BM": bm, "BN": 128, "BK": 64, "USE_TMA": False, "X_TMA": False},
+                                     num_warps=8, num_stages=min(6, budget // ((128 + bm) * 64 * 2))))
     return configs
 
 
@@ -414,10 +443,18 @@ def _pruner(k_slice_bytes: int | None):
 
 
 def _prune_skinny(configs, named_args, **kwargs):
+    """The bucket's tiles this GPU and these operands can load: TMA needs Hopper and describable
+    rows (of w; of x too where x comes by TMA). The wide buckets keep their pointer-loaded
+    fallback only where their TMA tiles cannot run."""
     bm = _skinny_bm(named_args["M"])
-    w = named_args["w_ptr"]
+    w, x = named_args["w_ptr"], named_args["x_ptr"]
     tma = _has_tma(w.device) and _tma_describable(w, 1)
-    return [c for c in configs if c.kwargs["BM"] == bm and (tma or not c.kwargs["USE_TMA"])]
+    x_tma = tma and _tma_describable(x, 1)
+    mine = [c for c in configs if c.kwargs["BM"] == bm]
+    runnable = [c for c in mine if (tma or not c.kwargs["USE_TMA"]) and (x_tma or not c.kwargs.get("X_TMA"))]
+    if any(c.kwargs.get("X_TMA") for c in runnable):
+        runnable = [c for c in runnable if c.kwargs.get("X_TMA")]
+    return runnable
 
 
 def _autotune_bench(kernel_call, quantiles):
@@ -441,7 +478,7 @@ _gemm_fma_tuned = triton.autotune(
     prune_configs_by={"early_config_prune": _pruner(None)}, do_bench=_autotune_bench)(_gemm_kernel)
 _sgemm_tuned = triton.autotune(
     _sgemm_configs(), key=["M", "N", "K"],
-    prune_configs_by={"early_config_prune": _pruner(None)}, do_bench=_autotune_bench)(_sgemm_kernel)
+    prune_configs_by={"early_config_prune": _prune_sgemm}, do_bench=_autotune_bench)(_sgemm_kernel)
 _SKINNY_CONFIGS = _skinny_configs()
 _skinny_tuned = triton.autotune(
     _SKINNY_CONFIGS, key=["M", "N", "K"],
@@ -505,7 +542,7 @@ def _config_label(c: triton.Config) -> str:
     if c.maxnreg:
         label += f" r{c.maxnreg}"
     if "USE_TMA" in k:
-        label += " tma" if k["USE_TMA"] else " cp.async"
+        label += (" tma+x" if k.get("X_TMA") else " tma") if k["USE_TMA"] else " cp.async"
     return label
 
 
@@ -741,13 +778,16 @@ def matmul_fp8(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b:
 
 # Rows of x up to which `linear` streams the weight with the skinny kernel. Beyond, the GEMM is
 # compute-bound enough for the tiled kernels: an H200 does ~790 TFLOP/s over ~4.3 TB/s, ~180
-# FLOP per byte, and x @ w.T does M FLOP per byte of a 16-bit weight.
-SKINNY_MAX_M = 128
+# FLOP per byte, and x @ w.T does M FLOP per byte of a 16-bit weight. At 256 rows (~250 FLOP
+# per byte, both limits near) the skinny kernel still wins on an 8192-row weight: the tiled
+# kernel's 128x256 tiles there are 64, half the SMs, and its 128x128 tiles read both operands
+# twice as often.
+SKINNY_MAX_M = 256
 _MAX_SPLIT = 16
 
 
 def _skinny_bm(M: int) -> int:
-    return 16 if M <= 16 else 64 if M <= 64 else 128
+    return 16 if M <= 16 else 64 if M <= 64 else 128 if M <= 128 else 256
 
 
 def _skinny_splits(N: int, K: int, BN: int, BK: int, num_sms: int) -> int:

@@ -24,7 +24,7 @@ from suite.workloads import attention as wa
 FP16_TOL = DTYPES["fp16"].tolerance
 
 if HAS_CUDA:
-    CONFIGS = ka.flash_candidates(64, torch.cuda.get_device_capability())
+    CONFIGS = ka.flash_candidates(64, torch.cuda.get_device_capability(), ka.SHORT_SEQ)
 else:
     CONFIGS = [ka.FlashConfig(16, 16, 4, 1), ka.FlashConfig(32, 16, 4, 1),
                ka.FlashConfig(32, 16, 4, 1, tma=True), ka.FlashConfig(32, 16, 4, 1, tma=True, host_descriptors=False),
@@ -85,6 +85,13 @@ def test_causal_head_groups(head_group, cfg, device):
     ka._launch_flash(q, k, v, out, True, 1 / math.sqrt(16), cfg, head_group=head_group)
     assert torch.isfinite(out).all(), "unwritten (NaN) elements"
     assert rel_err(out, reference(q, k, v, True)) < FP16_TOL
+
+
+def test_short_sequences_also_try_64x64_tiles():
+    names = lambda seq: [c.name for c in ka.flash_candidates(128, (9, 0), seq)]  # noqa: E731
+    assert "64x64-w4-s3-tma" in names(ka.SHORT_SEQ) and "64x64-w4-s3-tma" in names(512)
+    assert "64x64-w4-s3-tma" not in names(ka.SHORT_SEQ + 1)
+    assert names(ka.SHORT_SEQ)[:3] == names(4096)  # the long-sequence set, baseline first
 
 
 def test_causal_head_group_fits_half_of_l2():

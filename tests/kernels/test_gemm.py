@@ -180,6 +180,37 @@ def test_linear_tma_weight_loads(monkeypatch):
     assert kg.chosen_config("linear", M, N, K, torch.float16)["USE_TMA"]
 
 
+def _labels(configs):
+    return sorted(kg._config_label(c) for c in configs)
+
+
+def test_sgemm_sizes_that_leave_sms_idle_take_the_small_tiles(monkeypatch):
+    monkeypatch.setattr(kg, "_num_sms", lambda device: 132)
+    c = torch.empty(1)
+
+    def pruned(n):
+        return [(cfg.kwargs["BM"], cfg.kwargs["BN"])
+                for cfg in kg._prune_sgemm(kg._sgemm_configs(), {"M": n, "N": n, "c_ptr": c})]
+
+    assert set(pruned(512)) == {(64, 64), (32, 64), (32, 32)}  # 64 tiles of 64x64 on 132 SMs
+    assert (32, 32) not in pruned(1024) and (64, 128) in pruned(1024)  # 256 tiles: the large ones
+
+
+def test_wide_skinny_buckets_load_x_by_tma_where_they_can(monkeypatch):
+    M, N, K = 200, 8192, 8192
+    x, w = torch.empty((M, K), dtype=torch.float16), torch.empty((N, K), dtype=torch.float16)
+    args = {"M": M, "x_ptr": x, "w_ptr": w}
+    monkeypatch.setattr(kg, "_has_tma", lambda device: True)
+    tma = kg._prune_skinny(kg._SKINNY_CONFIGS, args)
+    assert tma and all(c.kwargs["BM"] == 256 and c.kwargs["X_TMA"] for c in tma)
+    unaligned = {**args, "x_ptr": torch.empty((M, K + 1), dtype=torch.float16)[:, :K]}  # rows not 16-byte aligned
+    fallback = kg._prune_skinny(kg._SKINNY_CONFIGS, unaligned)
+    assert fallback and not any(c.kwargs.get("X_TMA") for c in fallback)
+    monkeypatch.setattr(kg, "_has_tma", lambda device: False)
+    assert _labels(kg._prune_skinny(kg._SKINNY_CONFIGS, args)) == _labels(fallback)
+    assert all(not c.kwargs["USE_TMA"] for c in fallback)
+
+
 def test_linear_split_k_counters_rearm(device):
     # The last split of each band resets its arrival counter: a second call must be right too.
     M, N, K = 3, 40, 104
