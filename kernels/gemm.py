@@ -4,7 +4,8 @@ decode-shaped skinny y = x @ w.T.
 One kernel per job:
 
 - `_gemm_tma_kernel` (Hopper and newer, tensor cores): persistent, one program per SM walking the
-  output tiles. Operands arrive through tensor-memory-accelerator descriptors built on the device
+  output tiles; the tiles past the last full wave are split along K (`_tail_split`) so that wave
+  does not leave most SMs idle. Operands arrive through tensor-memory-accelerator descriptors built on the device
   (`tl.make_tensor_descriptor`) straight into the swizzled shared-memory layout the warp-group
   MMA reads; the result leaves through a descriptor too. Autotuning also tries Triton's Hopper
   warp specialization (a producer warp group issues the loads, two consumer groups do the MMA).
@@ -79,12 +80,67 @@ def _tile_coords(tile, num_m, num_n, GROUP_M: tl.constexpr):
     return pid_m, pid_n
 
 
+# The persistent kernel's tail split: at most this many shares of K per tile, each of at least
+# this many K blocks (shorter shares gain less than their partial sums cost).
+_TAIL_MAX_SPLIT = 4
+_TAIL_MIN_K_TILES = 4
+
+
+def _tail_split(tiles: int, num_sms: int, k_tiles: int, warp_specialized: bool) -> int:
+    """Into how many shares of K `_gemm_tma_kernel` splits each tile past its last full wave
+    (1: none): as many as fill the SMs the last wave leaves idle. Not with warp specialization,
+    which takes one tile loop only."""
+    rest = tiles % num_sms
+    if warp_specialized or rest == 0:
+        return 1
+    return max(1, min(num_sms // rest, k_tiles // _TAIL_MIN_K_TILES, _TAIL_MAX_SPLIT))
+
+
+def _with_tail_split(config: triton.Config, M: int, N: int, K: int, num_sms: int) -> triton.Config:
+    """`config` with the TAIL_SPLIT of this problem (a compile-time constant: shapes without a
+    tail compile no tail loop; records show it)."""
+    k = config.kwargs
+    split = _tail_split(triton.cdiv(M, k["BM"]) * triton.cdiv(N, k["BN"]), num_sms, triton.cdiv(K, k["BK"]),
+                        k.get("WARP_SPECIALIZE", False))
+    return triton.Config({**k, "TAIL_SPLIT": split}, num_warps=config.num_warps, num_stages=config.num_stages,
+                         num_ctas=getattr(config, "num_ctas", 1), maxnreg=getattr(config, "maxnreg", None),
+                         pre_hook=getattr(config, "pre_hook", None))
+
+
 @triton.jit
-def _gemm_tma_kernel(a_ptr, b_ptr, c_ptr, scale_a_ptr, scale_b_ptr, M, N, K, lda, ldb, ldc,
+def _tma_tile_acc(a_desc, b_desc, pid_m, pid_n, k_lo, k_hi, BM: tl.constexpr, BN: tl.constexpr,
+                  BK: tl.constexpr, B_KMAJOR: tl.constexpr, PRECISION: tl.constexpr):
+    acc = tl.zeros((BM, BN), tl.float32)
+    for k in range(k_lo, k_hi, BK):
+        a = a_desc.load([pid_m * BM, k])
+        if B_KMAJOR:
+            b = b_desc.load([pid_n * BN, k]).T
+        else:
+            b = b_desc.load([k, pid_n * BN])
+        acc = tl.dot(a, b, acc, input_precision=PRECISION)
+    return acc
+
+
+@triton.jit
+def _tma_store_tile(c_desc, acc, pid_m, pid_n, scale, BM: tl.constexpr, BN: tl.constexpr,
+                    EPILOGUE_SPLIT: tl.constexpr, HAS_SCALES: tl.constexpr, OUT: tl.constexpr):
+    if HAS_SCALES:
+        acc = acc * scale
+    if EPILOGUE_SPLIT == 2:
+        left, right = tl.split(tl.reshape(acc, (BM, 2, BN // 2)).permute(0, 2, 1))
+        c_desc.store([pid_m * BM, pid_n * BN], left.to(OUT))
+        c_desc.store([pid_m * BM, pid_n * BN + BN // 2], right.to(OUT))
+    else:
+        c_desc.store([pid_m * BM, pid_n * BN], acc.to(OUT))
+
+
+@triton.jit
+def _gemm_tma_kernel(a_ptr, b_ptr, c_ptr, scale_a_ptr, scale_b_ptr, partial_ptr, arrivals_ptr,
+                     M, N, K, lda, ldb, ldc,
                      BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, GROUP_M: tl.constexpr,
                      EPILOGUE_SPLIT: tl.constexpr, WARP_SPECIALIZE: tl.constexpr,
                      B_KMAJOR: tl.constexpr, PRECISION: tl.constexpr, HAS_SCALES: tl.constexpr,
-                     NUM_SMS: tl.constexpr):
+                     NUM_SMS: tl.constexpr, TAIL_SPLIT: tl.constexpr = 1):
     # Descriptors carry shape and strides: the hardware zero-fills reads past M, N, K and clips
     # writes, so there are no masks.
     a_desc = tl.make_tensor_descriptor(a_ptr, shape=[M, K], strides=[lda, 1], block_shape=[BM, BK])
@@ -96,38 +152,55 @@ def _gemm_tma_kernel(a_ptr, b_ptr, c_ptr, scale_a_ptr, scale_b_ptr, M, N, K, lda
     # memory for a deeper operand pipeline.
     c_desc = tl.make_tensor_descriptor(c_ptr, shape=[M, N], strides=[ldc, 1],
                                        block_shape=[BM, BN // EPILOGUE_SPLIT])
+    scale = 1.0
     if HAS_SCALES:
         scale = tl.load(scale_a_ptr) * tl.load(scale_b_ptr)
 
     num_m = tl.cdiv(M, BM)
     num_n = tl.cdiv(N, BN)
+    num_tiles = num_m * num_n
+    # With TAIL_SPLIT > 1 (`_tail_split`) the tiles past the last full wave are split along K,
+    # so the last wave keeps more SMs busy; the loop below walks the full waves.
+    whole = num_tiles
+    if TAIL_SPLIT > 1:
+        whole = num_tiles - num_tiles % NUM_SMS
     # The epilogue finds its tile from a counter of its own: a value used both by this tile's
     # stores and the next tile's loads defeats the pipeliner when the tile loop is flattened.
     tile_c = tl.program_id(0) - NUM_SMS
     # Flattening the two loops lets the pipeliner fetch the next tile's operands during this
     # tile's epilogue; Hopper warp specialization needs the nest unflattened.
-    for tile in tl.range(tl.program_id(0), num_m * num_n, NUM_SMS, flatten=not WARP_SPECIALIZE,
+    for tile in tl.range(tl.program_id(0), whole, NUM_SMS, flatten=not WARP_SPECIALIZE,
                          warp_specialize=WARP_SPECIALIZE):
         pid_m, pid_n = _tile_coords(tile, num_m, num_n, GROUP_M)
-        acc = tl.zeros((BM, BN), tl.float32)
-        for k in range(0, K, BK):
-            a = a_desc.load([pid_m * BM, k])
-            if B_KMAJOR:
-                b = b_desc.load([pid_n * BN, k]).T
-            else:
-                b = b_desc.load([k, pid_n * BN])
-            acc = tl.dot(a, b, acc, input_precision=PRECISION)
-
+        acc = _tma_tile_acc(a_desc, b_desc, pid_m, pid_n, 0, K, BM, BN, BK, B_KMAJOR, PRECISION)
         tile_c += NUM_SMS
         pid_m, pid_n = _tile_coords(tile_c, num_m, num_n, GROUP_M)
-        if HAS_SCALES:
-            acc = acc * scale
-        if EPILOGUE_SPLIT == 2:
-            left, right = tl.split(tl.reshape(acc, (BM, 2, BN // 2)).permute(0, 2, 1))
-            c_desc.store([pid_m * BM, pid_n * BN], left.to(c_ptr.dtype.element_ty))
-            c_desc.store([pid_m * BM, pid_n * BN + BN // 2], right.to(c_ptr.dtype.element_ty))
-        else:
-            c_desc.store([pid_m * BM, pid_n * BN], acc.to(c_ptr.dtype.element_ty))
+        _tma_store_tile(c_desc, acc, pid_m, pid_n, scale, BM, BN, EPILOGUE_SPLIT, HAS_SCALES,
+                        c_ptr.dtype.element_ty)
+
+    if TAIL_SPLIT > 1:
+        # The tail: unit u is share u % TAIL_SPLIT of K of tile whole + u // TAIL_SPLIT, at most
+        # one unit per program. Each share stores its fp32 partial; the last share of a tile to
+        # arrive adds all of them in share order (deterministic), stores the tile and re-arms
+        # the tile's counter.
+        k_share = tl.cdiv(tl.cdiv(K, BK), TAIL_SPLIT) * BK
+        offs = tl.arange(0, BM)[:, None] * BN + tl.arange(0, BN)[None, :]
+        for unit in range(tl.program_id(0), (num_tiles - whole) * TAIL_SPLIT, NUM_SMS):
+            t = unit // TAIL_SPLIT
+            pid_m, pid_n = _tile_coords(whole + t, num_m, num_n, GROUP_M)
+            share = unit % TAIL_SPLIT
+            acc = _tma_tile_acc(a_desc, b_desc, pid_m, pid_n, share * k_share,
+                                tl.minimum(share * k_share + k_share, K), BM, BN, BK, B_KMAJOR, PRECISION)
+            tl.store(partial_ptr + unit * (BM * BN) + offs, acc)
+            tl.debug_barrier()  # all threads' partials are written before the release below
+            if tl.atomic_add(arrivals_ptr + t, 1, sem="acq_rel") == TAIL_SPLIT - 1:
+                acc = tl.zeros((BM, BN), tl.float32)
+                for j in range(0, TAIL_SPLIT):
+                    acc += tl.load(partial_ptr + (t * TAIL_SPLIT + j) * (BM * BN) + offs,
+                                   cache_modifier=".cg")
+                _tma_store_tile(c_desc, acc, pid_m, pid_n, scale, BM, BN, EPILOGUE_SPLIT, HAS_SCALES,
+                        c_ptr.dtype.element_ty)
+                tl.atomic_xchg(arrivals_ptr + t, 0)
 
 
 @triton.jit
@@ -442,6 +515,13 @@ def _pruner(k_slice_bytes: int | None):
     return prune
 
 
+def _prune_tma(configs, named_args, **kwargs):
+    """The persistent kernel's candidates for this operand size and problem, each with the
+    problem's tail split."""
+    return [_with_tail_split(c, named_args["M"], named_args["N"], named_args["K"], kwargs["NUM_SMS"])
+            for c in _pruner(128)(configs, named_args, **kwargs)]
+
+
 def _prune_skinny(configs, named_args, **kwargs):
     """The bucket's tiles this GPU and these operands can load: TMA needs Hopper and describable
     rows (of w; of x too where x comes by TMA). The wide buckets keep their pointer-loaded
@@ -467,9 +547,10 @@ def _autotune_bench(kernel_call, quantiles):
         return [float("inf")] * len(quantiles)
 
 
+_TMA_CONFIGS = _tma_configs()
 _gemm_tma_tuned = triton.autotune(
-    _tma_configs(), key=["M", "N", "K", "B_KMAJOR", "PRECISION"],
-    prune_configs_by={"early_config_prune": _pruner(128)}, do_bench=_autotune_bench)(_gemm_tma_kernel)
+    _TMA_CONFIGS, key=["M", "N", "K", "B_KMAJOR", "PRECISION"],
+    prune_configs_by={"early_config_prune": _prune_tma}, do_bench=_autotune_bench)(_gemm_tma_kernel)
 _gemm_pointer_tuned = triton.autotune(
     _pointer_configs(), key=["M", "N", "K", "stride_ak", "stride_bk", "PRECISION"],
     prune_configs_by={"early_config_prune": _pruner(64)}, do_bench=_autotune_bench)(_gemm_kernel)
@@ -539,6 +620,8 @@ def _config_label(c: triton.Config) -> str:
         label += " ws"
     if k.get("EPILOGUE_SPLIT", 1) > 1:
         label += f" epi/{k['EPILOGUE_SPLIT']}"
+    if k.get("TAIL_SPLIT", 1) > 1:
+        label += f" tail/{k['TAIL_SPLIT']}"
     if c.maxnreg:
         label += f" r{c.maxnreg}"
     if "USE_TMA" in k:
@@ -590,19 +673,25 @@ def _launch_tma(key, a, b, out, precision, scale_a, scale_b):
     grids = []
 
     def grid(meta):
-        grids.append((min(num_sms, triton.cdiv(M, meta["BM"]) * triton.cdiv(N, meta["BN"])),))
+        tiles = triton.cdiv(M, meta["BM"]) * triton.cdiv(N, meta["BN"])
+        # Past the full waves, tiles % num_sms tiles in shares: as many programs as tiles or shares.
+        grids.append((min(num_sms, max(tiles, tiles % num_sms * meta.get("TAIL_SPLIT", 1))),))
         return grids[-1]
 
+    # Workspace for the tail's partial sums: at most one share per program, of the largest tile.
+    largest = max(c.kwargs["BM"] * c.kwargs["BN"] for c in (_TMA_CONFIGS if on_gpu else [_INTERPRET_TMA_CONFIG]))
+    partials, arrivals = _split_workspace(a.device, num_sms * largest, num_sms)
     args = (a, b, out, scale_a if scale_a is not None else out, scale_b if scale_b is not None else out,
-            M, N, K, a.stride(0), b.stride(1) if kmajor else b.stride(0), out.stride(0))
+            partials, arrivals, M, N, K, a.stride(0), b.stride(1) if kmajor else b.stride(0), out.stride(0))
     meta = dict(B_KMAJOR=kmajor, PRECISION=precision, HAS_SCALES=scale_a is not None, NUM_SMS=num_sms)
     if on_gpu:
         run = launch_autotuned("gemm_tma", tuner, grid, *args, **meta,
                                problem=(M, N, K, kmajor, precision, str(a.dtype), str(out.dtype),
                                         scale_a is not None))
     else:
-        _gemm_tma_kernel[grid](*args, **meta, **_INTERPRET_TMA_CONFIG.all_kwargs())
-        run = _fixed(_INTERPRET_TMA_CONFIG)
+        config = _with_tail_split(_INTERPRET_TMA_CONFIG, M, N, K, num_sms)
+        _gemm_tma_kernel[grid](*args, **meta, **config.all_kwargs())
+        run = _fixed(config)
     _record(key, "gemm_tma_persistent", run, grids[-1], b_kmajor=kmajor)
     return out
 

@@ -93,6 +93,33 @@ def test_tma_persistent_path(dtype, kmajor, device):
     assert entry["kernel"] == "gemm_tma_persistent" and entry["b_kmajor"] == kmajor
 
 
+@pytest.mark.parametrize("M, N, split", [(96, 96, 4), (64, 64, 2)])
+def test_tma_tail_tiles_split_along_k(M, N, split, device):
+    # On the interpreter's 8 notional SMs with 32x32 tiles: 9 tiles leave one past a full wave,
+    # 4 tiles fill no wave at all; both tails are split into shares of K, summed by the last
+    # share to arrive, whose counter is re-armed for the next call.
+    if device == "cuda":
+        pytest.skip("the shares depend on the SM count: the GPU's own shapes are in tests/gpu")
+    K = 256
+    a, b = signed((M, K), 40, device, torch.float16), signed((K, N), 41, device, torch.float16)
+    key = kg._record_key("test", M, N, K, a.dtype, "tf32")
+    for _ in range(2):
+        out = poisoned(M, N, torch.float16, device)
+        kg._launch_tma(key, a, b, out, "tf32", None, None)
+        assert rel_err(out, a.double() @ b.double()) < DTYPES["fp16"].tolerance
+    assert kt.chosen("gemm", key)["TAIL_SPLIT"] == split
+    assert not kg._WORKSPACE[a.device][1].any()
+
+
+def test_tail_split_fills_the_last_wave():
+    assert kg._tail_split(448, 132, 128, False) == 2  # 3 full waves, 52 tiles left: two shares each
+    assert kg._tail_split(64, 132, 128, False) == 2  # 64 tiles, no full wave
+    assert kg._tail_split(2048, 132, 128, False) == 1  # 68 left: one share each already fills 132
+    assert kg._tail_split(448, 132, 128, True) == 1  # warp specialization: one tile loop only
+    assert kg._tail_split(20, 132, 8, False) == 2 and kg._tail_split(20, 132, 7, False) == 1  # K blocks
+    assert kg._tail_split(10, 132, 1024, False) == 4  # at most four shares
+
+
 def test_transpose_kernel(device):
     t = signed((37, 70), 9, device)
     assert torch.equal(kg._transposed(t), t.t())
