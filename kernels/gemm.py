@@ -82,27 +82,30 @@ def _tile_coords(tile, num_m, num_n, GROUP_M: tl.constexpr):
 
 # The persistent kernel's tail split: at most this many shares of K per tile, each of at least
 # this many K blocks (shorter shares gain less than their partial sums cost).
-_TAIL_MAX_SPLIT = 4
-_TAIL_MIN_K_TILES = 4
+_TAIL_MAX_SPLIT = tl.constexpr(4)
+_TAIL_MIN_K_TILES = tl.constexpr(4)
 
 
 def _tail_split(tiles: int, num_sms: int, k_tiles: int, warp_specialized: bool) -> int:
     """Into how many shares of K `_gemm_tma_kernel` splits each tile past its last full wave
     (1: none): as many as fill the SMs the last wave leaves idle. Not with warp specialization,
-    which takes one tile loop only."""
+    which takes one tile loop only. The kernel computes the same (a test holds them together)."""
     rest = tiles % num_sms
     if warp_specialized or rest == 0:
         return 1
-    return max(1, min(num_sms // rest, k_tiles // _TAIL_MIN_K_TILES, _TAIL_MAX_SPLIT))
+    return max(1, min(num_sms // rest, k_tiles // _TAIL_MIN_K_TILES.value, _TAIL_MAX_SPLIT.value))
+
+
+def _problem_tail_split(meta: dict, M: int, N: int, K: int, num_sms: int) -> int:
+    return _tail_split(triton.cdiv(M, meta["BM"]) * triton.cdiv(N, meta["BN"]), num_sms, triton.cdiv(K, meta["BK"]),
+                       meta.get("WARP_SPECIALIZE", False))
 
 
 def _with_tail_split(config: triton.Config, M: int, N: int, K: int, num_sms: int) -> triton.Config:
-    """`config` with the TAIL_SPLIT of this problem (a compile-time constant: shapes without a
-    tail compile no tail loop; records show it)."""
+    """`config` with TAIL set where this problem splits its tail: a compile-time switch, so a
+    shape without a tail compiles no tail loop, and one variant with it serves every shape."""
     k = config.kwargs
-    split = _tail_split(triton.cdiv(M, k["BM"]) * triton.cdiv(N, k["BN"]), num_sms, triton.cdiv(K, k["BK"]),
-                        k.get("WARP_SPECIALIZE", False))
-    return triton.Config({**k, "TAIL_SPLIT": split}, num_warps=config.num_warps, num_stages=config.num_stages,
+    return triton.Config({**k, "TAIL": _problem_tail_split(k, M, N, K, num_sms) > 1}, num_warps=config.num_warps, num_stages=config.num_stages,
                          num_ctas=getattr(config, "num_ctas", 1), maxnreg=getattr(config, "maxnreg", None),
                          pre_hook=getattr(config, "pre_hook", None))
 
@@ -140,7 +143,7 @@ def _gemm_tma_kernel(a_ptr, b_ptr, c_ptr, scale_a_ptr, scale_b_ptr, partial_ptr,
                      BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, GROUP_M: tl.constexpr,
                      EPILOGUE_SPLIT: tl.constexpr, WARP_SPECIALIZE: tl.constexpr,
                      B_KMAJOR: tl.constexpr, PRECISION: tl.constexpr, HAS_SCALES: tl.constexpr,
-                     NUM_SMS: tl.constexpr, TAIL_SPLIT: tl.constexpr = 1):
+                     NUM_SMS: tl.constexpr, TAIL: tl.constexpr = False):
     # Descriptors carry shape and strides: the hardware zero-fills reads past M, N, K and clips
     # writes, so there are no masks.
     a_desc = tl.make_tensor_descriptor(a_ptr, shape=[M, K], strides=[lda, 1], block_shape=[BM, BK])
@@ -159,11 +162,18 @@ def _gemm_tma_kernel(a_ptr, b_ptr, c_ptr, scale_a_ptr, scale_b_ptr, partial_ptr,
     num_m = tl.cdiv(M, BM)
     num_n = tl.cdiv(N, BN)
     num_tiles = num_m * num_n
-    # With TAIL_SPLIT > 1 (`_tail_split`) the tiles past the last full wave are split along K,
+    # With TAIL the tiles past the last full wave are split along K into `_tail_split` shares
+    # (computed here as there: a run-time count, so one compiled variant serves every shape),
     # so the last wave keeps more SMs busy; the loop below walks the full waves.
     whole = num_tiles
-    if TAIL_SPLIT > 1:
-        whole = num_tiles - num_tiles % NUM_SMS
+    tail_split = 1
+    if TAIL:
+        rest = num_tiles % NUM_SMS
+        if rest > 0:
+            tail_split = tl.maximum(1, tl.minimum(tl.minimum(NUM_SMS // rest, tl.cdiv(K, BK) // _TAIL_MIN_K_TILES),
+                                                  _TAIL_MAX_SPLIT))
+        if tail_split > 1:
+            whole = num_tiles - rest
     # The epilogue finds its tile from a counter of its own: a value used both by this tile's
     # stores and the next tile's loads defeats the pipeliner when the tile loop is flattened.
     tile_c = tl.program_id(0) - NUM_SMS
@@ -178,25 +188,25 @@ def _gemm_tma_kernel(a_ptr, b_ptr, c_ptr, scale_a_ptr, scale_b_ptr, partial_ptr,
         _tma_store_tile(c_desc, acc, pid_m, pid_n, scale, BM, BN, EPILOGUE_SPLIT, HAS_SCALES,
                         c_ptr.dtype.element_ty)
 
-    if TAIL_SPLIT > 1:
-        # The tail: unit u is share u % TAIL_SPLIT of K of tile whole + u // TAIL_SPLIT, at most
+    if TAIL:
+        # The tail: unit u is share u % tail_split of K of tile whole + u // tail_split, at most
         # one unit per program. Each share stores its fp32 partial; the last share of a tile to
         # arrive adds all of them in share order (deterministic), stores the tile and re-arms
         # the tile's counter.
-        k_share = tl.cdiv(tl.cdiv(K, BK), TAIL_SPLIT) * BK
+        k_share = tl.cdiv(tl.cdiv(K, BK), tail_split) * BK
         offs = tl.arange(0, BM)[:, None] * BN + tl.arange(0, BN)[None, :]
-        for unit in range(tl.program_id(0), (num_tiles - whole) * TAIL_SPLIT, NUM_SMS):
-            t = unit // TAIL_SPLIT
+        for unit in range(tl.program_id(0), (num_tiles - whole) * tail_split, NUM_SMS):
+            t = unit // tail_split
             pid_m, pid_n = _tile_coords(whole + t, num_m, num_n, GROUP_M)
-            share = unit % TAIL_SPLIT
+            share = unit % tail_split
             acc = _tma_tile_acc(a_desc, b_desc, pid_m, pid_n, share * k_share,
                                 tl.minimum(share * k_share + k_share, K), BM, BN, BK, B_KMAJOR, PRECISION)
             tl.store(partial_ptr + unit * (BM * BN) + offs, acc)
             tl.debug_barrier()  # all threads' partials are written before the release below
-            if tl.atomic_add(arrivals_ptr + t, 1, sem="acq_rel") == TAIL_SPLIT - 1:
+            if tl.atomic_add(arrivals_ptr + t, 1, sem="acq_rel") == tail_split - 1:
                 acc = tl.zeros((BM, BN), tl.float32)
-                for j in range(0, TAIL_SPLIT):
-                    acc += tl.load(partial_ptr + (t * TAIL_SPLIT + j) * (BM * BN) + offs,
+                for j in range(0, tail_split):
+                    acc += tl.load(partial_ptr + (t * tail_split + j) * (BM * BN) + offs,
                                    cache_modifier=".cg")
                 _tma_store_tile(c_desc, acc, pid_m, pid_n, scale, BM, BN, EPILOGUE_SPLIT, HAS_SCALES,
                         c_ptr.dtype.element_ty)
@@ -620,8 +630,8 @@ def _config_label(c: triton.Config) -> str:
         label += " ws"
     if k.get("EPILOGUE_SPLIT", 1) > 1:
         label += f" epi/{k['EPILOGUE_SPLIT']}"
-    if k.get("TAIL_SPLIT", 1) > 1:
-        label += f" tail/{k['TAIL_SPLIT']}"
+    if k.get("TAIL"):
+        label += " tail"
     if c.maxnreg:
         label += f" r{c.maxnreg}"
     if "USE_TMA" in k:
@@ -670,12 +680,13 @@ def _launch_tma(key, a, b, out, precision, scale_a, scale_b):
     tuner = _gemm_tma_tuned if on_gpu else None
     if on_gpu:
         triton.set_allocator(_scratch_alloc)
-    grids = []
+    grids, splits = [], []
 
     def grid(meta):
         tiles = triton.cdiv(M, meta["BM"]) * triton.cdiv(N, meta["BN"])
+        splits.append(_problem_tail_split(meta, M, N, K, num_sms) if meta.get("TAIL") else 1)
         # Past the full waves, tiles % num_sms tiles in shares: as many programs as tiles or shares.
-        grids.append((min(num_sms, max(tiles, tiles % num_sms * meta.get("TAIL_SPLIT", 1))),))
+        grids.append((min(num_sms, max(tiles, tiles % num_sms * splits[-1])),))
         return grids[-1]
 
     # Workspace for the tail's partial sums: at most one share per program, of the largest tile.
@@ -692,7 +703,7 @@ def _launch_tma(key, a, b, out, precision, scale_a, scale_b):
         config = _with_tail_split(_INTERPRET_TMA_CONFIG, M, N, K, num_sms)
         _gemm_tma_kernel[grid](*args, **meta, **config.all_kwargs())
         run = _fixed(config)
-    _record(key, "gemm_tma_persistent", run, grids[-1], b_kmajor=kmajor)
+    _record(key, "gemm_tma_persistent", run, grids[-1], b_kmajor=kmajor, tail_split=splits[-1])
     return out
 
 
