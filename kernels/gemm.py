@@ -16,9 +16,11 @@ One kernel per job:
   It runs on every GPU Triton supports and in the interpreter, takes any strides, and is the
   IEEE fp32 fallback where the Gluon kernel cannot run (`precision="ieee"`: tl.dot then lowers
   to FMAs, never tf32).
-- `_skinny_kernel`: y = x @ w.T for few rows of x (decode). Memory-bound: each program streams a
-  band of weight rows once; the weight band is the 64/128-row side of the MMA and x^T the narrow
-  side; K is split over more programs when the bands alone would leave SMs idle.
+- `_skinny_kernel`: y = x @ w.T for up to 256 rows of x (decode, and prefill-sized batches where
+  the tiled kernel's tiles would be too few). Memory-bound or near it: each program streams a
+  band of weight rows once; the weight band is the 64/128/256-row side of the MMA and x^T the
+  other; from 128 rows of x on, x arrives by TMA too; K is split over more programs when the
+  bands alone would leave SMs idle.
 - `_transpose_kernel`: tf32 tensor cores read B only K-major, so a row-major B is either
   transposed tile by tile inside the GEMM (through registers) or once up front by this kernel;
   the launcher measures which is faster per shape.

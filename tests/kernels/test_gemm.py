@@ -443,11 +443,35 @@ def test_one_zeroed_tile_of_a_16384_square_bf16_output_fails():
     assert verify.problem(verify.check(out, out, expected, tol)) is None  # the same output, tile written
 
 
-# --- the Gluon SGEMM, compiled for sm_90 without a GPU ------------------------------------------
-# Gluon has no interpreter, so its numbers are checked in tests/gpu/test_gemm_gpu.py. Here the
-# installed Triton compiles it for an H100/H200 with its own ptxas, and the machine code is held
-# to the design: every main-loop multiply-add an FFMA (IEEE fp32, no tensor cores, nothing left
-# as FMUL+FADD), operands from shared memory only as 128-bit loads, no register spills.
+# --- kernels compiled for sm_90 without a GPU -------------------------------------------------
+# The installed Triton compiles them for an H100/H200 with its own ptxas, and the machine code is
+# held to the design. The Gluon SGEMM (Gluon has no interpreter; its numbers are checked in
+# tests/gpu/test_gemm_gpu.py): every main-loop multiply-add an FFMA (IEEE fp32, no tensor cores,
+# nothing left as FMUL+FADD), operands from shared memory only as 128-bit loads, no register
+# spills. The skinny kernel's wide buckets: both operands of the K loop arrive by TMA.
+
+def _disassembled(compiled) -> str:
+    tools = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(compiled.asm["cubin"])
+        f.flush()
+        sass = subprocess.run([os.path.join(tools, "nvdisasm"), "-c", f.name], capture_output=True, text=True,
+                              check=True).stdout
+    return re.sub(r"/\*[0-9a-f]+\*/", "", sass)
+
+
+def _skinny_sass(config: triton.Config) -> str:
+    from triton.compiler import ASTSource
+
+    signature = {name: "*bf16" for name in ("x_ptr", "w_ptr", "y_ptr")}
+    signature.update({"partial_ptr": "*fp32", "arrivals_ptr": "*i32"})
+    signature.update({name: "i32" for name in ("M", "N", "K", "stride_xm", "stride_wn", "stride_ym")})
+    signature.update({name: "constexpr" for name in config.kwargs})
+    source = ASTSource(fn=kg._skinny_kernel, signature=signature, constexprs=dict(config.kwargs),
+                       attrs={(i,): [["tt.divisibility", 16]] for i in (0, 1, 2, 3, 4, 7, 8, 9, 10)})
+    return _disassembled(triton.compile(source, target=GPUTarget("cuda", 90, 32),
+                                        options={"num_warps": config.num_warps, "num_stages": config.num_stages}))
+
 
 def _sgemm_sass(config: triton.Config) -> str:
     try:
@@ -462,18 +486,11 @@ def _sgemm_sass(config: triton.Config) -> str:
     options = {"num_warps": config.num_warps, "num_stages": config.num_stages}
     if config.maxnreg:
         options["maxnreg"] = config.maxnreg
-    compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
-    tools = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-        f.write(compiled.asm["cubin"])
-        f.flush()
-        sass = subprocess.run([os.path.join(tools, "nvdisasm"), "-c", f.name], capture_output=True, text=True,
-                              check=True).stdout
-    return re.sub(r"/\*[0-9a-f]+\*/", "", sass)
+    return _disassembled(triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options))
 
 
-def _main_loop(sass: str) -> list[str]:
-    """Opcodes of the backward branch's body that holds FFMAs (the K loop)."""
+def _main_loop(sass: str, marker: str = "FFMA") -> list[str]:
+    """Opcodes of the first backward branch's body that holds `marker` (the K loop)."""
     ops, labels = [], {}
     for line in sass.splitlines():
         if m := re.match(r"^(\.L_x_\d+):", line):
@@ -483,25 +500,26 @@ def _main_loop(sass: str) -> list[str]:
     for i, op in enumerate(ops):
         if (m := re.search(r"BRA\s+`\((\.L_x_\d+)\)", op)) and labels.get(m.group(1), i) < i:
             body = [o.split()[0] for o in ops[labels[m.group(1)]:i + 1]]
-            if "FFMA" in body:
+            if any(op.startswith(marker) for op in body):
                 return body
     return []
 
 
 # The compile runs in a fresh process: an interpreted launch earlier in this one (any test above)
 # leaves triton.language's builtins patched by the interpreter, and a compile traced through them
-# fails. The child prints {tile label: SASS, or the first line of why it could not compile} as JSON.
+# fails; and a @triton.jit kernel decorated with the interpreter on cannot be compiled at all. The child prints {tile label: SASS, or the first line of why it could not compile} as JSON.
 _SASS_CHILD = """
 import json
+from kernels import gemm as kg  # before conftest (through test_gemm) turns the interpreter on
 import test_gemm
-from kernels import gemm as kg
-from kernels import tuning as kt
 sass = {}
-for c in kg._sgemm_configs():
+jobs = [(kg._config_label(c), test_gemm._sgemm_sass, c) for c in kg._sgemm_configs()]
+jobs += [("skinny " + kg._config_label(c), test_gemm._skinny_sass, c) for c in test_gemm.SKINNY_SASS_CONFIGS]
+for label, compile_it, c in jobs:
     try:
-        sass[kg._config_label(c)] = test_gemm._sgemm_sass(c)
+        sass[label] = compile_it(c)
     except BaseException as e:  # pytest.fail's Failed included: reported per tile by the parent
-        sass[kg._config_label(c)] = {"error": (str(e).strip().splitlines() or [type(e).__name__])[0]}
+        sass[label] = {"error": (str(e).strip().splitlines() or [type(e).__name__])[0]}
 print(json.dumps(sass))
 """
 
@@ -516,6 +534,34 @@ def sgemm_sass() -> dict:
     if p.returncode != 0:
         pytest.fail(f"the compiling process failed (status {p.returncode}): {p.stderr.strip()[-2000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+# Every skinny tile that loads x by TMA, and for contrast the 128-row tile with x by pointer loads.
+_SKINNY_POINTER_X = triton.Config({"BM": 128, "BN": 64, "BK": 64, "USE_TMA": True, "X_TMA": False},
+                                  num_warps=4, num_stages=6)
+SKINNY_SASS_CONFIGS = [c for c in kg._SKINNY_CONFIGS if c.kwargs.get("X_TMA")] + [_SKINNY_POINTER_X]
+
+
+def _skinny_k_loop(config, sass_by_label) -> list[str]:
+    sass = sass_by_label.get("skinny " + kg._config_label(config))
+    if not isinstance(sass, str):
+        pytest.fail(f"no SASS for this tile: {(sass or {}).get('error', 'the compiling process did not report it')}")
+    loop = _main_loop(sass, "HGMMA")
+    assert loop, "no K loop with warp-group MMAs found"
+    return loop
+
+
+@pytest.mark.parametrize("config", SKINNY_SASS_CONFIGS[:-1], ids=kg._config_label)
+def test_wide_skinny_tiles_load_both_operands_by_tma(config, sgemm_sass):
+    loop = _skinny_k_loop(config, sgemm_sass)
+    assert loop.count("UTMALDG.2D") == 2  # one box of w, one of x per K step
+    assert not [op for op in loop if op.startswith(("LDG", "LDGSTS"))]  # no loads through the threads
+
+
+def test_pointer_loaded_x_shows_in_the_k_loop(sgemm_sass):
+    # The check above can fail: with x by pointer loads the same loop issues cp.async copies.
+    loop = _skinny_k_loop(_SKINNY_POINTER_X, sgemm_sass)
+    assert loop.count("UTMALDG.2D") == 1 and any(op.startswith("LDGSTS") for op in loop)
 
 
 @pytest.mark.parametrize("config", kg._sgemm_configs(), ids=kg._config_label)
