@@ -5,9 +5,9 @@ One kernel per job:
 
 - `_gemm_tma_kernel` (Hopper and newer, tensor cores): persistent, one program per SM walking the
   output tiles; the tiles past the last full wave are split along K (`_tail_split`) so that wave
-  does not leave most SMs idle. Operands arrive through tensor-memory-accelerator descriptors built on the device
-  (`tl.make_tensor_descriptor`) straight into the swizzled shared-memory layout the warp-group
-  MMA reads; the result leaves through a descriptor too. Autotuning also tries Triton's Hopper
+  does not leave most SMs idle. Operands arrive through tensor-memory-accelerator descriptors
+  built on the device (`tl.make_tensor_descriptor`) straight into the swizzled shared-memory
+  layout the warp-group MMA reads; the result leaves through a descriptor too. Autotuning also tries Triton's Hopper
   warp specialization (a producer warp group issues the loads, two consumer groups do the MMA).
 - `_sgemm_kernel` (Ampere and newer, CUDA cores): IEEE fp32, written in Gluon (Triton's
   explicit-layout dialect) as a classic SGEMM: cp.async pipeline, A staged transposed, 8x8
@@ -107,7 +107,8 @@ def _with_tail_split(config: triton.Config, M: int, N: int, K: int, num_sms: int
     """`config` with TAIL set where this problem splits its tail: a compile-time switch, so a
     shape without a tail compiles no tail loop, and one variant with it serves every shape."""
     k = config.kwargs
-    return triton.Config({**k, "TAIL": _problem_tail_split(k, M, N, K, num_sms) > 1}, num_warps=config.num_warps, num_stages=config.num_stages,
+    return triton.Config({**k, "TAIL": _problem_tail_split(k, M, N, K, num_sms) > 1},
+                         num_warps=config.num_warps, num_stages=config.num_stages,
                          num_ctas=getattr(config, "num_ctas", 1), maxnreg=getattr(config, "maxnreg", None),
                          pre_hook=getattr(config, "pre_hook", None))
 
@@ -211,7 +212,7 @@ def _gemm_tma_kernel(a_ptr, b_ptr, c_ptr, scale_a_ptr, scale_b_ptr, partial_ptr,
                     acc += tl.load(partial_ptr + (t * tail_split + j) * (BM * BN) + offs,
                                    cache_modifier=".cg")
                 _tma_store_tile(c_desc, acc, pid_m, pid_n, scale, BM, BN, EPILOGUE_SPLIT, HAS_SCALES,
-                        c_ptr.dtype.element_ty)
+                                c_ptr.dtype.element_ty)
                 tl.atomic_xchg(arrivals_ptr + t, 0)
 
 

@@ -507,7 +507,8 @@ def _main_loop(sass: str, marker: str = "FFMA") -> list[str]:
 
 # The compile runs in a fresh process: an interpreted launch earlier in this one (any test above)
 # leaves triton.language's builtins patched by the interpreter, and a compile traced through them
-# fails; and a @triton.jit kernel decorated with the interpreter on cannot be compiled at all. The child prints {tile label: SASS, or the first line of why it could not compile} as JSON.
+# fails; and a @triton.jit kernel decorated with the interpreter on cannot be compiled at all.
+# The child prints {tile label: SASS, or the first line of why it could not compile} as JSON.
 _SASS_CHILD = """
 import json
 from kernels import gemm as kg  # before conftest (through test_gemm) turns the interpreter on
