@@ -850,7 +850,8 @@ def matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None, *,
     """C = a @ b for a [M, K] and b [K, N] of one dtype (float32, float16, bfloat16); C has that
     dtype, accumulated in fp32. For float32, `precision` picks IEEE fp32 on CUDA cores ("ieee")
     or tf32 tensor cores ("tf32"). Any strides work; a row-major a, a row- or column-major b and
-    16-byte aligned rows take the TMA path on Hopper and newer."""
+    16-byte aligned rows take the TMA path on Hopper and newer. One stream at a time (the TMA
+    path's split-K workspace is shared; see `_split_workspace`)."""
     _check_operands(a, b, 0, (torch.float32, torch.float16, torch.bfloat16), "matmul")
     if precision not in ("ieee", "tf32"):
         raise ValueError(f"precision must be 'ieee' or 'tf32', got {precision!r}")
@@ -907,10 +908,11 @@ _OUTGROWN: list[torch.Tensor] = []  # replaced workspaces, kept: captured CUDA g
 
 
 def _split_workspace(device: torch.device, partials: int, bands: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """fp32 partial sums and per-band arrival counters for split-K, grown on demand and kept:
-    the counters start at zero and the last split of each band re-arms its own, so there is no
-    memset per call. One stream at a time: split-K launches running concurrently on several
-    streams would share the counters."""
+    """fp32 partial sums and arrival counters for split-K (the skinny kernel's bands, the
+    persistent kernel's tail tiles), grown on demand and kept: the counters start at zero and
+    the last split of each band or tile re-arms its own, so there is no memset per call. One
+    stream at a time: `linear` and `matmul` calls running concurrently on several streams would
+    share the counters."""
     p, c = _WORKSPACE.get(device, (None, None))
     if p is None or p.numel() < partials:
         _OUTGROWN.extend([p] if p is not None else [])
@@ -964,7 +966,8 @@ def _linear_skinny(x, w, out):
 def linear(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """y = x @ w.T for x [M, K] and w [N, K] (nn.Linear's layout), float16 or bfloat16, fp32
     accumulation. Up to SKINNY_MAX_M rows the weight is streamed once by the skinny kernel
-    (decode-shaped, memory-bound); more rows go to the tiled GEMM with w.T as a column-major B."""
+    (decode-shaped, memory-bound); more rows go to the tiled GEMM with w.T as a column-major B.
+    One stream at a time, as `matmul`."""
     _check_operands(x, w, 1, (torch.float16, torch.bfloat16), "linear")
     if x.stride(1) != 1 or w.stride(1) != 1:
         raise ValueError("linear: x and w must have unit stride along K")
