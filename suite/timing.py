@@ -208,19 +208,10 @@ def _energy_window(run: Callable[[], None], sample_s: float, inner: int, seconds
     import torch
 
     n = max(1, math.ceil(seconds / max(sample_s, 1e-9)))
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     torch.cuda.synchronize()
     t0 = time.time()
-    start.record()
-    for i in range(1, n + 1):
-        run()
-        if i % QUEUE_AHEAD == 0:
-            end.record()
-            end.synchronize()
-    end.record()
-    end.synchronize()
-    return {"interval": (t0, time.time()), "calls": n * inner,
-            "seconds_per_call": start.elapsed_time(end) / 1e3 / (n * inner)}
+    device_s = _back_to_back(run, n)
+    return {"interval": (t0, time.time()), "calls": n * inner, "seconds_per_call": device_s / (n * inner)}
 
 
 def _new_graph():
@@ -268,16 +259,25 @@ def _estimate(fn: Callable[[], object], warmup_s: float) -> float:
     fn()
     torch.cuda.synchronize()
     calls = max(3, min(100_000, math.ceil(warmup_s / max(time.perf_counter() - t0, 1e-7))))
+    return max(_back_to_back(fn, calls) / calls, 1e-7)
+
+
+def _back_to_back(fn: Callable[[], object], calls: int) -> float:
+    """Launch `calls` calls of `fn` back to back; return their device time in seconds (between two
+    events around them). Every QUEUE_AHEAD calls the host waits, so it never queues far ahead of
+    the device."""
+    import torch
+
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
     for i in range(1, calls + 1):
         fn()
-        if i % QUEUE_AHEAD == 0:  # keep the host from queueing far ahead of the device
+        if i % QUEUE_AHEAD == 0:
             end.record()
             end.synchronize()
     end.record()
     end.synchronize()
-    return max(start.elapsed_time(end) / 1e3 / calls, 1e-7)
+    return start.elapsed_time(end) / 1e3
 
 
 def _loop(fn: Callable[[], object], inner: int) -> Callable[[], None]:
