@@ -551,7 +551,7 @@ def _tune(q, k, v, out, causal: bool, scale: float, candidates: list[FlashConfig
                 rejected.append({"config": cfg.name,
                                  "reason": f"output differs from {baseline[0].name}: rel diff {diff:.3g}"})
                 continue
-        runnable[cfg.name] = lambda c=cfg: _launch_flash(q, k, v, out, causal, scale, c)
+        runnable[cfg.name] = lambda b=built[cfg.name]: _flash_fwd_kernel[b[0]](*b[1], **b[2])
     timings = interleaved_times_ms(runnable)
     if not timings:
         raise RuntimeError("no flash-attention configuration ran: "
