@@ -7,8 +7,9 @@ One kernel per job:
   output tiles; the tiles past the last full wave are split along K (`_tail_split`) so that wave
   does not leave most SMs idle. Operands arrive through tensor-memory-accelerator descriptors
   built on the device (`tl.make_tensor_descriptor`) straight into the swizzled shared-memory
-  layout the warp-group MMA reads; the result leaves through a descriptor too. Autotuning also tries Triton's Hopper
-  warp specialization (a producer warp group issues the loads, two consumer groups do the MMA).
+  layout the warp-group MMA reads; the result leaves through a descriptor too. Autotuning also
+  tries Triton's Hopper warp specialization (a producer warp group issues the loads, two consumer
+  groups do the MMA).
 - `_sgemm_kernel` (Ampere and newer, CUDA cores): IEEE fp32, written in Gluon (Triton's
   explicit-layout dialect) as a classic SGEMM: cp.async pipeline, A staged transposed, 8x8
   outputs per thread fed by conflict-free 128-bit shared loads.
@@ -561,6 +562,7 @@ def _autotune_bench(kernel_call, quantiles):
 
 
 _TMA_CONFIGS = _tma_configs()
+_LARGEST_TMA_TILE = max(c.kwargs["BM"] * c.kwargs["BN"] for c in _TMA_CONFIGS)  # outputs of one tile
 _gemm_tma_tuned = triton.autotune(
     _TMA_CONFIGS, key=["M", "N", "K", "B_KMAJOR", "PRECISION"],
     prune_configs_by={"early_config_prune": _prune_tma}, do_bench=_autotune_bench)(_gemm_tma_kernel)
@@ -693,7 +695,7 @@ def _launch_tma(key, a, b, out, precision, scale_a, scale_b):
         return grids[-1]
 
     # Workspace for the tail's partial sums: at most one share per program, of the largest tile.
-    largest = max(c.kwargs["BM"] * c.kwargs["BN"] for c in (_TMA_CONFIGS if on_gpu else [_INTERPRET_TMA_CONFIG]))
+    largest = _LARGEST_TMA_TILE if on_gpu else _INTERPRET_TMA_CONFIG.kwargs["BM"] * _INTERPRET_TMA_CONFIG.kwargs["BN"]
     partials, arrivals = _split_workspace(a.device, num_sms * largest, num_sms)
     args = (a, b, out, scale_a if scale_a is not None else out, scale_b if scale_b is not None else out,
             partials, arrivals, M, N, K, a.stride(0), b.stride(1) if kmajor else b.stride(0), out.stride(0))
