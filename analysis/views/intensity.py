@@ -180,8 +180,8 @@ def _curve_notes(c: Curve, gemm) -> list[str]:
         notes.append(f"{c.dtype}: the plateau ({c.peak.label}) falls to {c.held:.1%} of itself at {c.held_by.label}.")
     notes += [f"{c.dtype}: {r.label} kept out: {why}." for r, why in c.impossible]
     if gemm and c.plateau:
-        why = (": a GEMM's multiply-adds share the instruction issue slots with its shared-memory loads and loop bookkeeping, "
-               "where this sweep issues multiply-adds alone" if gemm.value < c.plateau else "")
+        why = (": a GEMM's multiply-adds share the instruction issue slots with its shared-memory loads and loop "
+               "bookkeeping, where this sweep issues multiply-adds alone" if gemm.value < c.plateau else "")
         notes.append(f"{c.dtype}: the best fp32 GEMM ({gemm.set_by}, {rl.shape_text(gemm.record)}) reaches "
                      f"{gemm.value / c.plateau:.1%} of the CUDA-core plateau{why}. GEMM while set: "
                      f"{rl.telemetry_text(gemm.record)}.")

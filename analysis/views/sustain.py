@@ -3,7 +3,6 @@
 the energy of a call in steady state."""
 from __future__ import annotations
 
-
 from analysis import energy as en
 from analysis import roofline as rl
 from analysis import sustain as sus
