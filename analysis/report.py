@@ -157,24 +157,38 @@ def wall_section(records) -> Section | None:
             rows.append([run, family, len(fam_items), spent, spent / total if total else None,
                          sources.count("tuned"), sources.count("cache"),
                          _start_to_last(records, run) if family == "all" else None,
+                         _compiled_ahead(records, run) if family == "all" else None,
                          part(fam_items, "setup"), part(fam_items, "estimating"),
                          part(fam_items, "rounds", once=True)])
     cols = [Col("run", "Run"), Col("family", "Family"), Col("cases", "Cases", "int"), Col("wall", "Wall", "seconds"),
             Col("share", "Share", "pct"), Col("tuned", "Configs tuned", "int"),
             Col("cached", "Configs from the store", "int"), Col("elapsed", "Start to last record", "seconds"),
-            Col("setup", "Compiles, tuning", "seconds"), Col("estimating", "Warm-ups", "seconds"),
+            Col("ahead", "Compiled ahead", "seconds"), Col("setup", "Compiles, tuning", "seconds"), Col("estimating", "Warm-ups", "seconds"),
             Col("rounds", "Rounds", "seconds")]
     return Section("Where the sweep's time went", [Table(None, cols, rows)], [
         "Wall: each case's wall time from building its inputs to its last record, compiles, tuning, verification "
-        "and timing included, summed per family (the time before the first case, such as --settle and importing "
-        "the libraries, is not in it). Configs: the records whose kernel configuration was tuned in the run, or "
+        "and timing included, summed per family (the time before the first case, such as importing the libraries, "
+        "compiling ahead and --settle, is not in it). Configs: the records whose kernel configuration was tuned in the run, or "
         "taken from the tuning store of an earlier run on this GPU model and software.",
         "Start to last record: from the sweep's start (its run id, to the second) to its last record's timestamp: "
-        "the command's own wall time, imports and --settle included.",
+        "the command's own wall time, imports, compiling ahead and --settle included.",
+        "Compiled ahead: before the first case, worker processes compiled the cases' Triton kernels into "
+        "Triton's cache, several cases at once (sweep --compile-workers); the cases then load them, and their "
+        "Compiles, tuning is mostly tuning. 0: every case had been compiled ahead into this cache before; "
+        "— : not done (one worker or none, or an older sweep).",
         "Parts of Wall, where the records hold them: Compiles, tuning: each implementation's preparation and first "
         "call (where a kernel compiles and its tuner times the candidates); Warm-ups: each implementation's warm-up, "
         "eager and graph estimates and capture; Rounds: the case's alternating timed rounds. The rest is building "
         "and checking inputs and freeing memory."])
+
+
+def _compiled_ahead(records, run: str) -> float | None:
+    """The seconds the run spent compiling ahead, from its records' environment (None: not done)."""
+    for r in records:
+        if r.run_id == run:
+            ahead = (r.env or {}).get("compile_ahead")
+            return ahead.get("seconds") if isinstance(ahead, dict) else None
+    return None
 
 
 def _start_to_last(records, run: str) -> float | None:

@@ -40,10 +40,25 @@ from kernels.launch import interpreted, record
 TUNING_REP_MS = 10
 
 
+_COMPILE_ONLY = False
+
+
+def compile_only() -> None:
+    """Put this process in compile-only mode, for good: every candidate a tuner meets still
+    compiles and runs once, but none is timed (each reads the same, so the first is kept) and no
+    choice is stored. Only for a process that fills Triton's cache and measures nothing (the
+    workers of `suite.compile_ahead`)."""
+    global _COMPILE_ONLY
+    _COMPILE_ONLY = True
+
+
 def device_time_ms(fn, quantiles=None, rep: int = TUNING_REP_MS):
     """Median (or `quantiles`) of `fn`'s device time per call, in ms."""
     import torch
 
+    if _COMPILE_ONLY:
+        fn()  # compiles it; the time is never read
+        return [1.0] * len(quantiles) if quantiles else 1.0
     torch.cuda.synchronize()  # the graph is captured on a side stream: inputs must be ready
     try:
         return triton.testing.do_bench_cudagraph(fn, rep=rep, quantiles=quantiles, return_mode="median")
@@ -198,8 +213,8 @@ def launch_autotuned(name: str, tuner, grid, *args, problem: tuple, **kwargs) ->
         return decided
     key = autotune_key(tuner, args, kwargs)
     entry = _entry_name(name, _module_file(tuner.base_fn if hasattr(tuner, "base_fn") else tuner.fn), key)
-    if key not in tuner.cache and _store is not None:
-        stored = _store.get(entry)
+    if key not in tuner.cache:
+        stored = kept(entry)
         if stored is not None:
             tuner.cache[key] = _config_of(stored["config"])
             _SOURCES[(name, key)] = "cache"
@@ -214,8 +229,8 @@ def launch_autotuned(name: str, tuner, grid, *args, problem: tuple, **kwargs) ->
     timings = timings if tuned_here and timings is not None and timings is not before else None
     if tuned_here:
         _SOURCES[(name, key)] = "tuned" if timings is not None else "single candidate"
-        if _store is not None and key in tuner.cache:
-            _store.put(entry, {"config": _config_dict(tuner.cache[key])})
+        if key in tuner.cache:
+            keep(entry, {"config": _config_dict(tuner.cache[key])})
     answer = {"config": tuner.best_config, "source": _SOURCES.get((name, key), "tuned"), "key": key,
               "timings": timings, "fresh": True}
     if key in tuner.cache:
@@ -262,6 +277,17 @@ def compile_all(fn, launches: list[tuple]) -> int:
     return len(launches)
 
 
+def kept(name: str) -> dict | None:
+    """The store's entry `name` (None without a store, or under --retune)."""
+    return _store.get(name) if _store is not None else None
+
+
+def keep(name: str, value: dict) -> None:
+    """Store `value` as the entry `name` (nowhere without a store)."""
+    if _store is not None:
+        _store.put(name, value)
+
+
 def remembered(name: str, key: tuple, compute, module_file: str):
     """A choice that is not a triton.autotune one (a JSON-able dict), for one exact key: from this
     process, else the store, else `compute()` (then stored). Returns (value, source)."""
@@ -269,14 +295,13 @@ def remembered(name: str, key: tuple, compute, module_file: str):
     if local is not None:
         return local
     entry = _entry_name(name, module_file, key)
-    stored = _store.get(entry) if _store is not None else None
+    stored = kept(entry)
     if stored is not None:
         _REMEMBERED[(name, key)] = (stored["value"], "cache")
         return stored["value"], "cache"
     value = compute()
     _REMEMBERED[(name, key)] = (value, "tuned")
-    if _store is not None:
-        _store.put(entry, {"value": value})
+    keep(entry, {"value": value})
     return value, "tuned"
 
 

@@ -134,6 +134,17 @@ def _seconds(low: float, *, inclusive: bool):
     return parse
 
 
+def _count(value: str) -> int:
+    """An argparse type: a whole number, 0 or more."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return n
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse's errors as one line, like every other user error (its usage block would bury the
     reason); subcommands inherit it."""
@@ -193,6 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "NVML's energy counter can measure, so its record carries joules per call (with a "
                         "100 ms counter, 3 or more for +-5%%; default 0: the timed rounds' short windows, "
                         "which the counter cannot resolve, and energy comes from 'sustain')")
+    s.add_argument("--compile-workers", type=_count, default=None, metavar="N",
+                   help="before the first case, compile the Triton kernels of the cases in N worker "
+                        "processes at once, into Triton's cache (default: half the CPUs, at most 8; 0 "
+                        "off); nothing is timed until they have exited, and cases compiled ahead into this "
+                        "cache before are not compiled ahead again")
     s.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     s.add_argument("--retune", action="store_true",
                    help="tune every kernel anew instead of taking the choices stored in the user's cache "
@@ -414,8 +430,14 @@ def cmd_sweep(args) -> int:
     store = runner.configure_tuning(ctx, retune=args.retune)
     print(f"sweep: {len(tasks)} cases ({mode}) on {env['gpu']['name']} -> {out}"
           + (f" (tuning choices: {store})" if store else ""), file=sys.stderr)
+    env["compile_ahead"] = None
     try:
         if not args.interpret:
+            from suite import compile_ahead
+
+            workers = compile_ahead.default_workers() if args.compile_workers is None else args.compile_workers
+            todo = runner.unfinished(tasks, ctx, out) if args.resume else tasks
+            env["compile_ahead"] = compile_ahead.run(todo, device, workers, progress=not args.no_progress)
             runner.settle(args.settle, device)
         writer = runner.run_sweep(tasks, ctx, out, resume=args.resume, progress=not args.no_progress)
     except KeyboardInterrupt:

@@ -265,10 +265,22 @@ def prepare_case(task: Task, ctx: Context, impls: list[Impl] | None = None) -> P
     return prepared
 
 
+def _to_measure(task: Task, ctx: Context, done: set[tuple]) -> list[Impl]:
+    """The implementations of `task` not among the `done` keys (a results file's)."""
+    w = task.workload
+    return [i for i in w.impls_for(task.dtype) if (w.name, task.case, task.dtype, i.name, ctx.gpu_key) not in done]
+
+
+def unfinished(tasks: list[Task], ctx: Context, out_path: Path) -> list[Task]:
+    """The tasks a --resume of the sweep writing `out_path` still has to measure."""
+    done = recorded_keys(out_path)
+    return [t for t in tasks if _to_measure(t, ctx, done)]
+
+
 def run_task(task: Task, ctx: Context, write: Callable[[Record], None], done: set[tuple] = frozenset()) -> None:
     """Verify and time every implementation of one (workload, case, dtype); write their records."""
     w = task.workload
-    impls = [i for i in w.impls_for(task.dtype) if (w.name, task.case, task.dtype, i.name, ctx.gpu_key) not in done]
+    impls = _to_measure(task, ctx, done)
     if not impls:
         return
     started = time.perf_counter()

@@ -250,8 +250,21 @@ def test_where_the_time_went_splits_a_case_into_compiles_warm_ups_and_rounds():
     cases = by["all"][2]
     # Each implementation's own parts summed over its records; the rounds, shared by a case's
     # implementations, once per case.
-    assert by["all"][8:] == [0.5 * len(recs), 0.25 * len(recs), pytest.approx(0.75 * cases)]
+    assert by["all"][9:] == [0.5 * len(recs), 0.25 * len(recs), pytest.approx(0.75 * cases)]
     for r in recs:
         r.wall, r.timing = {"case_s": 2.0}, {k: v for k, v in r.timing.items() if k not in ("estimating_s", "rounds_s")}
     rows = table(report.build(recs), "Where the sweep's time went")
-    assert {row[1]: row for row in rows}["all"][8:] == [None, None, None]  # older records: not split, not guessed
+    assert {row[1]: row for row in rows}["all"][8:] == [None] * 4  # older records: not split, not guessed
+
+
+def test_where_the_time_went_shows_the_compiling_ahead_of_each_run():
+    recs = h200()
+    for r in recs:
+        r.wall = {"case_s": 2.0}
+        r.env = {**r.env, "compile_ahead": {"workers": 8, "seconds": 12.5}}
+    by = {row[1]: row for row in table(report.build(recs), "Where the sweep's time went")}
+    assert by["all"][8] == 12.5  # once per run, beside its start-to-last time
+    assert all(row[8] is None for family, row in by.items() if family != "all")
+    for r in recs:
+        r.env = {**r.env, "compile_ahead": None}  # not done: a dash, not a zero
+    assert {row[1]: row for row in table(report.build(recs), "Where the sweep's time went")}["all"][8] is None

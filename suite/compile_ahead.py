@@ -1,0 +1,200 @@
+"""Compiling ahead: before a sweep times anything, worker processes compile the Triton kernels its
+cases need into Triton's on-disk cache, several cases at once; the sweep then loads them instead of
+compiling one case after another. A cold sweep's time is mostly compiles, and one process compiles
+one tuner's candidates at a time.
+
+A worker builds one input set of a case and calls each of its Triton implementations once, with the
+kernels' tuners in compile-only mode (`kernels.tuning.compile_only`): every candidate compiles and
+runs once, none is timed, nothing is chosen for the sweep or stored. The sweep itself then tunes,
+verifies and times in its own process exactly as without this step; only the compiler's output is
+already on disk. Nothing is timed while workers run: they have all exited before the first case. A
+case a worker could not prepare (out of memory beside the others, a compile error) is compiled by
+the sweep as before, which records any failure itself.
+
+Each case compiled ahead is noted in the tuning store, under Triton's cache directory and the
+kernels' source digest, so a later sweep on the same machine skips it: a warm sweep starts no
+workers.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import gc
+import hashlib
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+
+from suite.runner import Task
+
+MAX_WORKERS = 8
+
+
+def default_workers() -> int:
+    """Half the CPUs this process may run on, at most MAX_WORKERS; 0 (off) below four CPUs, where
+    workers would compete with each other for too few cores to gain anything."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(MAX_WORKERS, cpus // 2) if cpus >= 4 else 0
+
+
+def task_key(task: Task) -> str:
+    return f"{task.workload.name}|{task.case}|{task.dtype}"
+
+
+def _kernels_digest() -> str:
+    import kernels
+
+    h = hashlib.sha256()
+    for path in sorted(Path(kernels.__file__).parent.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _triton_cache_dir() -> str:
+    import triton
+
+    knobs = getattr(triton, "knobs", None)
+    directory = getattr(getattr(knobs, "cache", None), "dir", None) or os.environ.get("TRITON_CACHE_DIR")
+    return str(directory or Path.home() / ".triton" / "cache")
+
+
+def _entry() -> str:
+    """The store entry of the cases compiled into this Triton cache by these kernels' sources."""
+    return f"compiled-ahead|{_kernels_digest()}|{_triton_cache_dir()}"
+
+
+def pending(tasks: list[Task]) -> list[Task]:
+    """The tasks not yet compiled ahead into this Triton cache with these kernels (all of them
+    without a tuning store)."""
+    from kernels import tuning
+
+    done = set((tuning.kept(_entry()) or {}).get("cases", []))
+    return [t for t in tasks if task_key(t) not in done]
+
+
+def _note_compiled(keys: list[str]) -> None:
+    from kernels import tuning
+
+    if keys:
+        entry = _entry()
+        known = set((tuning.kept(entry) or {}).get("cases", []))
+        tuning.keep(entry, {"cases": sorted(known | set(keys))})
+
+
+# ---------------------------------------------------------------- in a worker
+
+def compile_task(workload, params: dict, dtype: str, device: str) -> list[str]:
+    """Run each Triton implementation of one case once on fresh inputs, so its kernels compile
+    (in a process in compile-only mode, without tuning). Returns what failed, one line each; never
+    raises for the case's own failure."""
+    import torch
+
+    from suite.dtypes import unsupported_reason
+    from suite.registry import Skip
+    from suite.runner import describe_error
+
+    on_gpu = device.startswith("cuda")
+    capability = torch.cuda.get_device_capability(device) if on_gpu else None
+    if unsupported_reason(dtype, capability) or (workload.skip and workload.skip(params, dtype, device)):
+        return []  # the sweep skips it too
+    failed, inputs = [], None
+    try:
+        generator = torch.Generator(device=device)
+        generator.manual_seed(0)
+        inputs = workload.make_inputs(params, dtype, device, generator)
+        for impl in workload.impls_for(dtype):
+            if impl.vendor:
+                continue  # nothing of Triton's to compile
+            try:
+                impl.prepare(inputs)()
+                if on_gpu:
+                    torch.cuda.synchronize(device)
+            except Skip:
+                pass  # a recorded skip in the sweep, not a failure
+            except Exception as e:  # noqa: BLE001 -- the sweep meets (and records) it again
+                failed.append(f"{impl.name}: {describe_error(e)}")
+    except Exception as e:  # noqa: BLE001 -- building the inputs (a Skip included)
+        failed.append(f"inputs: {describe_error(e)}")
+    finally:
+        del inputs
+        gc.collect()
+        if on_gpu:
+            torch.cuda.empty_cache()
+    return failed
+
+
+def _start_worker(device: str) -> None:
+    from kernels import tuning
+
+    tuning.compile_only()
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.set_device(device)
+
+
+def _job(name: str, params: dict, dtype: str, device: str) -> list[str]:
+    from suite.workloads import all_workloads
+
+    workloads = all_workloads()
+    if name not in workloads:
+        return [f"unknown workload {name!r}"]
+    return compile_task(workloads[name], params, dtype, device)
+
+
+# ---------------------------------------------------------------- in the sweep
+
+def run(tasks: list[Task], device: str, workers: int, progress: bool = True, job=_job) -> dict | None:
+    """Compile the Triton kernels of `tasks` in `workers` processes; returns what was done, for the
+    sweep's records (None with no workers). Returns after every worker has exited.
+    KeyboardInterrupt stops the workers and propagates."""
+    if workers <= 0:
+        return None
+    todo = pending(tasks)
+    summary = {"workers": 0, "cases": len(todo), "known": len(tasks) - len(todo), "attempted": 0, "failed": 0,
+               "seconds": 0.0, "stopped": None}
+    if not todo:
+        return summary
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    summary["workers"] = workers = min(workers, len(todo))
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_start_worker, initargs=(device,))
+    attempted = []  # noted even where a case failed: the sweep compiles (and records) it itself
+    try:
+        futures = {pool.submit(job, t.workload.name, dict(t.params), t.dtype, device): t for t in todo}
+        bar = tqdm(cf.as_completed(futures), total=len(futures), desc="compiling ahead", unit="case",
+                   file=sys.stderr, disable=not progress, dynamic_ncols=True)
+        for future in bar:
+            try:
+                problems = future.result()
+            except cf.process.BrokenProcessPool as e:
+                summary["stopped"] = f"a worker died ({e}); the sweep compiles the rest itself"
+                break
+            attempted.append(task_key(futures[future]))
+            summary["failed"] += bool(problems)
+    except BaseException:
+        _stop(pool)
+        raise
+    finally:
+        _note_compiled(attempted)
+    if summary["stopped"]:
+        _stop(pool)
+    else:
+        pool.shutdown(wait=True)
+    summary["attempted"] = len(attempted)
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    return summary
+
+
+def _stop(pool: cf.ProcessPoolExecutor) -> None:
+    """Stop the workers now, whatever they are doing."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14
+    if terminate is not None:
+        terminate()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
