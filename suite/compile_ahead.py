@@ -134,13 +134,15 @@ def _start_worker(device: str) -> None:
         torch.cuda.set_device(device)
 
 
-def _job(name: str, params: dict, dtype: str, device: str) -> list[str]:
+def _job(name: str, params: dict, dtype: str, device: str) -> tuple[list[str], float]:
+    """One case in a worker: what failed, and the seconds it took."""
     from suite.workloads import all_workloads
 
+    started = time.perf_counter()
     workloads = all_workloads()
     if name not in workloads:
-        return [f"unknown workload {name!r}"]
-    return compile_task(workloads[name], params, dtype, device)
+        return [f"unknown workload {name!r}"], 0.0
+    return compile_task(workloads[name], params, dtype, device), time.perf_counter() - started
 
 
 # ---------------------------------------------------------------- in the sweep
@@ -163,18 +165,20 @@ def run(tasks: list[Task], device: str, workers: int, progress: bool = True, job
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                   initializer=_start_worker, initargs=(device,))
     attempted = []  # noted even where a case failed: the sweep compiles (and records) it itself
+    longest = []
     try:
         futures = {pool.submit(job, t.workload.name, dict(t.params), t.dtype, device): t for t in todo}
         bar = tqdm(cf.as_completed(futures), total=len(futures), desc="compiling ahead", unit="case",
                    file=sys.stderr, disable=not progress, dynamic_ncols=True)
         for future in bar:
             try:
-                problems = future.result()
+                problems, seconds = future.result()
             except cf.process.BrokenProcessPool as e:
                 summary["stopped"] = f"a worker died ({e}); the sweep compiles the rest itself"
                 break
             attempted.append(task_key(futures[future]))
             summary["failed"] += bool(problems)
+            longest.append((round(seconds, 3), attempted[-1]))
     except BaseException:
         _stop(pool)
         raise
@@ -185,6 +189,7 @@ def run(tasks: list[Task], device: str, workers: int, progress: bool = True, job
     else:
         pool.shutdown(wait=True)
     summary["attempted"] = len(attempted)
+    summary["longest"] = [[key, sec] for sec, key in sorted(longest, reverse=True)[:5]]  # the cases to look at
     summary["seconds"] = round(time.perf_counter() - started, 3)
     return summary
 

@@ -101,6 +101,32 @@ def test_tuning_times_the_device_not_the_launcher():
     assert graph_ms < 0.8 * plain_ms, (graph_ms, plain_ms)
 
 
+@pytest.mark.parametrize("n", [1024, 8192])
+def test_tuning_timer_reads_what_triton_reads_in_a_fraction_of_the_time(n, monkeypatch):
+    # A short GEMM (n=1024, many calls per graph) and a long one (8192, one call per replay).
+    import time
+
+    import triton
+
+    from kernels.tuning import device_time_ms
+    a, b = (torch.randn(n, n, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    f = lambda: torch.matmul(a, b)  # noqa: E731
+    f()
+
+    def no_fallback(*args, **kwargs):
+        raise AssertionError("the graph timing failed and fell back to plain launches")
+
+    monkeypatch.setattr(triton.testing, "do_bench", no_fallback)
+    t0 = time.perf_counter()
+    ours = device_time_ms(f)
+    t1 = time.perf_counter()
+    monkeypatch.undo()
+    theirs = triton.testing.do_bench_cudagraph(f, rep=10, return_mode="median")
+    t2 = time.perf_counter()
+    assert abs(ours / theirs - 1) < 0.05, (ours, theirs)
+    assert t1 - t0 < 0.6 * (t2 - t1), (t1 - t0, t2 - t1)
+
+
 @pytest.mark.parametrize("kernel", ["copy", "triad", "fill"])
 def test_no_nan_after_a_tuning_call_and_the_size_it_was_tuned_at(kernel):
     from kernels import streaming as ks

@@ -111,6 +111,7 @@ def test_workers_compile_then_a_second_run_starts_none(tmp_path, monkeypatch, wo
         first = compile_ahead.run(tasks, "cpu", 2, progress=False)
         assert first["workers"] == 2 and first["attempted"] == 3 and first["failed"] == 0, first
         assert first["stopped"] is None and first["seconds"] > 0
+        assert len(first["longest"]) == 3 and all(sec > 0 for _, sec in first["longest"])
         second = compile_ahead.run(tasks, "cpu", 2, progress=False)
         assert second == {**second, "workers": 0, "cases": 0, "known": 3, "attempted": 0}
     finally:
