@@ -42,6 +42,7 @@ from kernels.launch import interpreted, record
 # TUNING_REP_MS of device time per candidate, in TUNING_REPLAYS replays of one CUDA graph.
 TUNING_REP_MS = 10
 TUNING_REPLAYS = 5
+_WARM_REPLAYS = 2
 _MAX_GRAPH_CALLS = 1000
 
 _COMPILE_ONLY = False
@@ -77,7 +78,7 @@ def device_time_ms(fn, quantiles=None, rep: int = TUNING_REP_MS):
 def _graph_times_ms(fn, rep: float) -> list[float]:
     """Time per call of `fn` in each of TUNING_REPLAYS replays of one CUDA graph of n calls, n
     chosen from one timed call so the replays together run about `rep` ms (at least one call
-    each). Triton's do_bench_cudagraph replays its graph ten times whatever `rep` is, and
+    each), after _WARM_REPLAYS untimed ones. Triton's do_bench_cudagraph replays its graph ten times whatever `rep` is, and
     estimates from five eager calls: ten times the device time this spends, per candidate."""
     import torch
 
@@ -103,6 +104,8 @@ def _graph_times_ms(fn, rep: float) -> list[float]:
             graph.capture_end()
             if collecting:
                 gc.enable()
+        for _ in range(_WARM_REPLAYS):  # the graph's upload, and clocks rising from idle
+            graph.replay()
         times = []
         for _ in range(TUNING_REPLAYS):
             start.record()
