@@ -3,7 +3,8 @@
 # ten-minute run on a GPU machine.
 #
 #   bash benchmarks/h200_run.sh quick     # a cold quick sweep (empty Triton cache and tuning store),
-#                                         # the same warm, then the GPU tests (GPU_TESTS=0: not them)
+#                                         # the same warm (SETTLE=1: and with --settle 30 and 0),
+#                                         # then the GPU tests (GPU_TESTS=0: not them)
 #   bash benchmarks/h200_run.sh full      # the full sweep; a later run of the stage continues it
 #   bash benchmarks/h200_run.sh sustain [RUN...]   # the sustain runs (all, or those named: a workload,
 #                                                   # or workload:impl)
@@ -38,16 +39,19 @@ case "${1:-}" in
 quick)
     log=$dir/quick.log
     nvidia-smi > "$dir/nvidia-smi.txt" 2>&1
-    # The cold run starts as a fresh machine would (nothing compiled, nothing tuned); the warm ones
-    # find what the cold one left, one after 30 s of settling load and one without.
+    # The cold run starts as a fresh machine would (nothing compiled, nothing tuned); the warm one
+    # finds what the cold one left. SETTLE=1 adds two more warm ones, after 30 s of settling load
+    # and after none.
     fresh=$(mktemp -d)
-    for run in "cold 0" "warm 30" "warm-nosettle 0"; do
-        set -- $run
+    runs="cold: warm:"
+    [ "${SETTLE:-0}" = 1 ] && runs="$runs settle-30:--settle=30 settle-0:--settle=0"
+    for run in $runs; do
+        name=${run%%:*} opts=${run#*:}
         t0=$(date +%s)
         TRITON_CACHE_DIR=$fresh/triton XDG_CACHE_HOME=$fresh/cache timeout -s INT -k 20 "$(left)" \
-            python -m suite sweep --quick --settle "$2" --no-progress --no-report --out "$dir/quick-$1.jsonl" \
+            python -m suite sweep --quick $opts --no-progress --no-report --out "$dir/quick-$name.jsonl" \
             >> "$log" 2>&1
-        say "quick $1 (--settle $2) rc=$? wall $(( $(date +%s) - t0 )) s"
+        say "quick $name ($opts) rc=$? wall $(( $(date +%s) - t0 )) s"
     done
     if [ "${GPU_TESTS:-1}" = 1 ]; then
         timeout -k 10 "$(( $(left) - 15 ))" python -m pytest -q -rfE -p no:cacheprovider tests/gpu \
