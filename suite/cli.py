@@ -41,8 +41,13 @@ rounds. One JSON line per measurement is appended (and flushed) to --out, with
 the GPU, its clocks, power and throttle reasons during the measurement, and
 the software versions. At the end the report of the file is printed.
 
+Before the first case, worker processes compile the Triton kernels of every
+case into Triton's cache (--compile-workers), then exit; nothing is timed
+while they run. A later sweep on the same machine finds them compiled and its
+kernels' choices in the tuning store.
+
 examples:
-  python -m suite sweep --quick                      # a full map in a few minutes
+  python -m suite sweep --quick                      # a map of every family in about a minute
   python -m suite sweep --only streaming --dtype fp32,bf16
   python -m suite sweep --only stream-copy --size "2048 MiB"
   python -m suite sweep --list                       # what can run
@@ -172,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only the cases with these labels or ids (as --dry-run shows them)")
     mode = s.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true",
-                      help="a few cases per workload: a map in minutes instead of the full sweep")
+                      help="a few cases per workload: a map in about a minute instead of the full sweep")
     mode.add_argument("--full", action="store_true", help="the full sweep (the default)")
     s.add_argument("--out", type=Path, metavar="FILE.jsonl",
                    help="results file to append to (default: results/<gpu>-<time>.jsonl)")

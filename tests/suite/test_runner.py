@@ -118,10 +118,12 @@ def test_interrupted_sweep_keeps_records_and_resume_skips_them(ctx, tmp_path, mo
     assert len(kept) == 4  # two tasks x two implementations, all flushed before the interrupt
 
     monkeypatch.setattr(runner, "run_task", real)
+    assert runner.unfinished(tasks, ctx, out) == tasks[2:]  # what --resume compiles ahead and measures
     writer = runner.run_sweep(tasks, ctx, out, resume=True, progress=False)
     assert writer.count == 2 * (len(tasks) - 2)  # only what was missing
     keys = [r.key for r in load(out)]
     assert len(keys) == len(set(keys)) == 2 * len(tasks)
+    assert runner.unfinished(tasks, ctx, out) == []
 
 
 def test_plan_filters_by_dtype_and_size():
