@@ -3,7 +3,9 @@
 Each record's `energy` comes from NVML's total-energy counter over its timed window: the
 energy run after the timed rounds where the sweep made one (`sweep --energy`), else the rounds
 themselves ("over"; suite.telemetry.counter_energy): {"joules_per_call", "watts", "uncertainty",
-"window_s", "counter_resolution_s", "min_window_s", ...}, or {"not_measured": why}.
+"window_s", "counter_resolution_s", "min_window_s", ...}, or {"not_measured": why}. An energy
+run too short for the bracket is measured between the counter's own steps inside it
+(suite.telemetry.step_energy; its record holds "span_s", the time between those steps).
 Beside each measured ceiling this table puts the energy of the measurement that set
 it: picojoules per byte for the memory ceilings, picojoules per FLOP for each dtype's
 compute ceiling; and for each decode step, tokens per joule. Nothing is estimated
@@ -130,6 +132,13 @@ def sections(a: rl.GpuAnalysis) -> list[Section]:
         "batch over its joules per call. Each ceiling's row is the energy of the measurement that set it; Power is "
         "the counter's joules over the window's seconds.",
     ]
+    between = [r for r in a.records if measured(r) and _number(check(r).get("span_s"))]
+    if between:
+        notes.append(f"{len(between)} figure(s) come from energy runs too short for the bracket, measured between "
+                     "the counter's own steps inside the run: the energy it added from its first step past one "
+                     "counter period into the run to its last, over the time between them (each step placed "
+                     "within one reading period), times the device time per call. This assumes each step adds "
+                     "the energy used since the previous one.")
     resolution, window = _median_of(a.records, "counter_resolution_s"), _median_of(a.records, "min_window_s")
     if resolution is not None and window is not None:
         notes.append(f"The counter stepped every {1e3 * resolution:.1f} ms (median over the records that read it): "

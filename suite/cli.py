@@ -207,8 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--energy", type=_seconds(0, inclusive=True), default=0.0, metavar="SECONDS",
                    help="after timing a case, run each implementation alone for SECONDS more, one window "
                         "NVML's energy counter can measure, so its record carries joules per call (with a "
-                        "100 ms counter, 3 or more for +-5%%; default 0: the timed rounds' short windows, "
-                        "which the counter cannot resolve, and energy comes from 'sustain')")
+                        "100 ms counter: 3 or more for the bracket around the window within +-5%%; from about "
+                        "0.4, measured between the counter's steps inside it; default 0: the timed rounds' "
+                        "short windows, which the counter cannot resolve, and energy comes from 'sustain')")
     s.add_argument("--compile-workers", type=_count, default=None, metavar="N",
                    help="before the first case, compile the Triton kernels of the cases in N worker "
                         "processes at once, into Triton's cache (default: half the CPUs, at most 8; 0 "

@@ -353,9 +353,17 @@ def _energy_windows(t: timing.Timing) -> tuple[list[tuple[float, float]], int]:
 
 
 def _energy(sampler: Sampler, t: timing.Timing) -> dict:
+    """The record's energy: bracketed by the counter's readings around its window; where that
+    bracket is too wide and the window is an energy run, measured between the counter's steps
+    inside the run (`suite.telemetry.step_energy`), the bracket's reason kept beside it."""
     windows, calls = _energy_windows(t)
     e = sampler.energy(windows, calls=calls)
-    return {**e, "over": "energy run" if t.energy_window is not None else "timed rounds"}
+    run = t.energy_window
+    if run is not None and "not_measured" in e:
+        steps = sampler.step_energy(tuple(run["interval"]), run["seconds_per_call"], run["calls"])
+        e = {**steps, "bracket": e["not_measured"]} if "not_measured" not in steps else \
+            {**e, "between_steps": steps["not_measured"]}
+    return {**e, "over": "energy run" if run is not None else "timed rounds"}
 
 
 def run_sweep(tasks: list[Task], ctx: Context, out_path: Path, resume: bool, progress: bool = True) -> RecordWriter:

@@ -33,6 +33,7 @@ ENERGY_TAIL_S = 1.0
 # Fewest counter steps from which its update period (its resolution) is measured.
 MIN_COUNTER_STEPS = 3
 ENERGY_METHOD = "nvml total energy counter"
+STEP_METHOD = "nvml total energy counter, between its steps"
 
 
 def _reason_bits() -> dict[int, str]:
@@ -187,6 +188,54 @@ def counter_energy(readings, intervals, calls: int) -> dict:
             "uncertainty": uncertainty, **known, "method": ENERGY_METHOD}
 
 
+def step_energy(readings, interval: tuple[float, float], seconds_per_call: float, calls: int) -> dict:
+    """Energy per call of a call run back to back through the host-time `interval` (one energy
+    run), from the counter's own steps inside it: the energy the counter added between the first
+    and the last step it made well inside the run, over the time between those two steps, is the
+    run's mean power; times the device time per call it is the energy per call.
+
+    This rests on one assumption the bracket of `counter_energy` does not need: each step adds the
+    energy used since the previous step (the counter accumulates at its updates, up to a delay
+    shorter than one of its periods, which is why a step within one period of the run's start is not
+    used). In exchange a window needs only a few steps: each end's uncertainty is one reading period,
+    not one counter period. A step is known only to lie between the reading before it and the one
+    that saw it; the power is bracketed by the longest and shortest times the two steps can be apart,
+    the figure is the bracket's middle, and above MAX_ENERGY_UNCERTAINTY it is not a measurement.
+    """
+    pts = [(float(t), int(e)) for t, e in readings if e is not None]
+    t0, t1 = interval
+    if t1 <= t0 or seconds_per_call <= 0:
+        return _not_measured("no timed interval")
+    if len(pts) < 2:
+        return _not_measured("fewer than two readings of the energy counter", window_s=t1 - t0)
+    t, e, steps, found = _counter(pts)
+    if isinstance(found, str):
+        return _not_measured(found, window_s=t1 - t0)
+    resolution, period = found
+    known = {"window_s": t1 - t0, "counter_resolution_s": resolution, "reading_period_s": period,
+             "margin_s": resolution, "max_uncertainty": MAX_ENERGY_UNCERTAINTY}
+    inside = [int(i) for i in steps if t[i - 1] >= t0 + resolution and t[i] <= t1]
+    if len(inside) < 2:
+        return _not_measured(f"the run ({t1 - t0:.3f} s) holds {len(inside)} of the counter's steps past its first "
+                             f"{resolution * 1e3:.0f} ms; two are needed, so a run of at least "
+                             f"{3 * resolution + 2 * period:.2f} s", **known)
+    a, b = inside[0], inside[-1]
+    joules = float(e[b] - e[a]) / 1e3
+    shortest, longest = float(t[b - 1] - t[a]), float(t[b] - t[a - 1])
+    if joules <= 0 or shortest <= 0:
+        return _not_measured("the energy counter did not advance between its steps in the run", **known)
+    low, high = joules / longest, joules / shortest
+    uncertainty = (high - low) / (high + low)
+    if uncertainty > MAX_ENERGY_UNCERTAINTY:
+        return _not_measured(f"the counter's steps in the run lie {shortest:.3f}-{longest:.3f} s apart: the power lies "
+                             f"between {low:.4g} and {high:.4g} W (±{uncertainty:.0%}, more than "
+                             f"{MAX_ENERGY_UNCERTAINTY:.0%}); a longer run narrows it", **known)
+    watts = (low + high) / 2
+    return {"joules_per_call": watts * seconds_per_call, "watts": watts, "joules": joules,
+            "span_s": (shortest + longest) / 2, "calls": int(calls),
+            "uncertainty": uncertainty, **known, "method": STEP_METHOD}
+
+
 class Sampler:
     """Background NVML sampler. Use as a context manager around a case."""
 
@@ -296,6 +345,13 @@ class Sampler:
         if self.energy_problem is not None:
             return _not_measured(self.energy_problem)
         return counter_energy([(r[0], r[6]) for r in self.rows], intervals, calls)
+
+    def step_energy(self, interval: tuple[float, float], seconds_per_call: float, calls: int) -> dict:
+        """The energy per call of one energy run measured between the counter's steps
+        (`step_energy`), or {"not_measured": why}."""
+        if self.energy_problem is not None:
+            return _not_measured(self.energy_problem)
+        return step_energy([(r[0], r[6]) for r in self.rows], interval, seconds_per_call, calls)
 
 
 def _clock_event_mask(h) -> int:

@@ -54,6 +54,17 @@ def test_pj_per_byte_and_flop_beside_the_ceilings_and_tokens_per_joule():
     assert any("wider than ±5%" in n for n in section.notes)
 
 
+def test_figures_measured_between_the_counters_steps_are_said_with_their_assumption():
+    recs = with_energy(h200())
+    _, section = tables(recs)
+    assert not any("between the counter's own steps" in n for n in section.notes)
+    hbm = next(r for r in recs if r.workload == "stream-copy" and r.bytes == 4 * GiB and not r.vendor)
+    hbm.energy = {**hbm.energy, "span_s": 0.41, "method": "nvml total energy counter, between its steps"}
+    _, section = tables(recs)
+    (note,) = [n for n in section.notes if "between the counter's own steps" in n]
+    assert note.startswith("1 figure(s)") and "assumes each step adds the energy" in note
+
+
 def test_a_ceiling_without_an_energy_reading_says_so():
     recs = with_energy(h200())
     next(r for r in recs if r.workload == "gemm-square" and r.vendor).energy = None

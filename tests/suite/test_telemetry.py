@@ -34,16 +34,16 @@ def test_without_pynvml_reasons_stay_visible(monkeypatch):
 
 # ---------------------------------------------------------------- the energy counter's bracket
 
-def counter(watts, t0=1000.0, t1=1010.0, step_s=0.1, period_s=0.005, phase=0.037):
+def counter(watts, t0=1000.0, t1=1010.0, step_s=0.1, period_s=0.005, phase=0.037, lag_s=0.0):
     """Readings every period_s from t0 to t1 of a counter that steps every step_s (the first step
-    `phase` after t0) and publishes at each step the millijoules used since t0, at `watts` (a number,
-    or a function of time)."""
+    `phase` after t0) and publishes at each step the millijoules used since t0 up to `lag_s` before
+    the step, at `watts` (a number, or a function of time)."""
     power = np.vectorize(watts if callable(watts) else (lambda t: watts))
     dt = 0.0005
     edges = np.arange(t0, t1 + 1.0, dt)
     used = np.concatenate([[0.0], np.cumsum(power(edges[:-1] + dt / 2) * dt * 1e3)])  # mJ at each edge
     steps = np.arange(t0 + phase, t1 + 1.0, step_s)
-    published = np.interp(steps, edges, used)
+    published = np.interp(steps - lag_s, edges, used)
     out = []
     for t in np.arange(t0, t1, period_s):
         k = np.searchsorted(steps, t, side="right")  # steps made by time t
@@ -102,6 +102,49 @@ def test_interleaved_intervals_count_only_their_own_energy():
     e = counter_energy(readings, a, calls=3)
     assert "not_measured" not in e, e
     assert e["watts"] == pytest.approx(600.0, rel=e["uncertainty"]) and e["uncertainty"] < 0.05
+
+
+# ---------------------------------------------------------------- between the counter's steps
+
+def idle_run_idle(run=(1003.0, 1003.5), watts=650.0, idle=80.0):
+    """Power of a GPU idle at `idle` W but for one energy run at `watts` W."""
+    return lambda t: watts if run[0] <= t < run[1] else idle
+
+
+@pytest.mark.parametrize("lag_s", [0.0, 0.03, 0.09])
+def test_a_short_run_is_measured_between_the_counters_steps(lag_s):
+    # 0.5 s at 650 W between idle: too short for the bracket (2.4 s), enough for its own steps, also
+    # from a counter that publishes its steps late by up to one period (not more: the margin).
+    readings = counter(idle_run_idle(), lag_s=lag_s)
+    assert "not_measured" in counter_energy(readings, [(1003.0, 1003.5)], calls=500)
+    e = telemetry.step_energy(readings, (1003.0, 1003.5), seconds_per_call=1e-3, calls=500)
+    assert "not_measured" not in e, e
+    assert e["method"] == telemetry.STEP_METHOD and e["uncertainty"] <= 0.05 and e["calls"] == 500
+    assert abs(e["watts"] / 650.0 - 1) <= e["uncertainty"]  # the idle around it is not counted
+    assert e["joules_per_call"] == pytest.approx(e["watts"] * 1e-3)
+
+
+def test_between_steps_a_counter_later_than_its_margin_would_read_idle_power():
+    # The one assumption: a step adds the energy since the previous one, up to a delay below one
+    # counter period. A counter a period and a half late shows what the check guards against.
+    readings = counter(idle_run_idle(), lag_s=0.15)
+    e = telemetry.step_energy(readings, (1003.0, 1003.5), seconds_per_call=1e-3, calls=500)
+    assert "not_measured" in e or abs(e["watts"] / 650.0 - 1) > e["uncertainty"]
+
+
+@pytest.mark.parametrize("run, needle", [
+    ((1003.0, 1003.2), "two are needed"),
+    ((1003.0, 1003.0), "no timed interval"),
+])
+def test_a_run_with_too_few_steps_is_not_measured(run, needle):
+    e = telemetry.step_energy(counter(650.0), run, seconds_per_call=1e-3, calls=10)
+    assert needle in e["not_measured"] and "joules_per_call" not in e
+
+
+def test_coarse_readings_widen_the_steps_bracket_past_the_limit():
+    readings = counter(650.0, period_s=0.04)  # a step is placed only within 40 ms
+    e = telemetry.step_energy(readings, (1003.0, 1003.45), seconds_per_call=1e-3, calls=10)
+    assert "not_measured" in e and "a longer run narrows it" in e["not_measured"]
 
 
 @pytest.mark.parametrize("readings, intervals, calls, needle", [
@@ -274,3 +317,48 @@ def test_settings_without_nvml_are_unknown():
     got = env.clock_settings(None, None, 700.0, 700.0)
     assert got["clocks_locked"] is None and got["applications_clocks_set"] is None
     assert got["power_limit_below_default"] is False
+
+
+# ---------------------------------------------------------------- which measurement a record gets
+
+class _Readings:
+    """A sampler stand-in that holds fixed counter readings."""
+    energy_problem = None
+
+    def __init__(self, readings):
+        self.rows = [(t, 0, 0, 0.0, 0, 0, e) for t, e in readings]
+
+    energy, step_energy = Sampler.energy, Sampler.step_energy
+
+
+def _timing(run=None, intervals=((1003.0, 1003.5),)):
+    from suite import timing
+    window = None if run is None else {"interval": run, "calls": 500, "seconds_per_call": 1e-3}
+    return timing.Timing([1e-3] * 4, "cuda-graph", 1, 8, list(intervals), True, energy_window=window)
+
+
+def test_an_energy_run_too_short_for_the_bracket_is_measured_between_steps():
+    from suite import runner
+    e = runner._energy(_Readings(counter(idle_run_idle())), _timing(run=(1003.0, 1003.5)))
+    assert e["method"] == telemetry.STEP_METHOD and e["over"] == "energy run"
+    assert "too short" in e["bracket"] and abs(e["watts"] / 650.0 - 1) <= e["uncertainty"]
+
+
+def test_timed_rounds_are_never_measured_between_steps():
+    # Rounds alternate implementations: a span between two steps would hold the others' power.
+    from suite import runner
+    e = runner._energy(_Readings(counter(idle_run_idle())), _timing())
+    assert "not_measured" in e and e["over"] == "timed rounds" and "between_steps" not in e
+
+
+def test_a_long_energy_run_keeps_the_bracket():
+    from suite import runner
+    readings = counter(idle_run_idle(run=(1002.0, 1007.0)))
+    e = runner._energy(_Readings(readings), _timing(run=(1002.0, 1007.0), intervals=[(1002.0, 1007.0)]))
+    assert e["method"] == telemetry.ENERGY_METHOD and "bracket" not in e
+
+
+def test_a_run_neither_measurement_resolves_says_both_reasons():
+    from suite import runner
+    e = runner._energy(_Readings(counter(idle_run_idle())), _timing(run=(1003.0, 1003.2)))
+    assert "too short" in e["not_measured"] and "two are needed" in e["between_steps"]
