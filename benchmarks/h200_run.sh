@@ -6,6 +6,7 @@
 #                                         # the same warm (SETTLE=1: and with --settle 30 and 0),
 #                                         # then the GPU tests (GPU_TESTS=0: not them)
 #   bash benchmarks/h200_run.sh full      # the full sweep; a later run of the stage continues it
+#                                         # (ENERGY=SECONDS: with an energy run per implementation)
 #   bash benchmarks/h200_run.sh sustain [RUN...]   # the sustain runs (all, or those named: a workload,
 #                                                   # or workload:impl)
 #   bash benchmarks/h200_run.sh launch    # launch overhead and the decode layer, every case, with the
@@ -66,8 +67,8 @@ full)
     resume=""
     if [ ! -f "$dest" ] && [ -n "${PREVIOUS:-}" ] && [ -f "$PREVIOUS" ]; then cp "$PREVIOUS" "$dest"; fi
     [ -f "$dest" ] && resume=--resume
-    timeout -s INT -k 30 "$(left)" python -m suite sweep --full $resume --no-progress --no-report \
-        --out "$dest" >> "$log" 2>&1
+    timeout -s INT -k 30 "$(left)" python -m suite sweep --full $resume --energy "${ENERGY:-0}" --no-progress \
+        --no-report --out "$dest" >> "$log" 2>&1
     say "full rc=$? after ${SECONDS}s: $(wc -l < "$dest") records"
     copy "$dest" "$log"
     ;;

@@ -29,6 +29,9 @@ from pathlib import Path
 from suite.runner import Task
 
 MAX_WORKERS = 8
+# Compiling ahead gives up (and leaves the rest to the sweep) after this long plus this per case and
+# worker: no case compiles for that long, so only a worker that hangs meets the limit.
+LIMIT_S, LIMIT_PER_CASE_S = 120.0, 20.0
 
 
 def default_workers() -> int:
@@ -147,10 +150,12 @@ def _job(name: str, params: dict, dtype: str, device: str) -> tuple[list[str], f
 
 # ---------------------------------------------------------------- in the sweep
 
-def run(tasks: list[Task], device: str, workers: int, progress: bool = True, job=_job) -> dict | None:
+def run(tasks: list[Task], device: str, workers: int, progress: bool = True, job=_job,
+        limit_s: float | None = None) -> dict | None:
     """Compile the Triton kernels of `tasks` in `workers` processes; returns what was done, for the
-    sweep's records (None with no workers). Returns after every worker has exited.
-    KeyboardInterrupt stops the workers and propagates."""
+    sweep's records (None with no workers). Returns after every worker has exited, by `limit_s` at
+    the latest (default LIMIT_S + LIMIT_PER_CASE_S per case and worker). KeyboardInterrupt stops the
+    workers and propagates."""
     if workers <= 0:
         return None
     todo = pending(tasks)
@@ -162,23 +167,27 @@ def run(tasks: list[Task], device: str, workers: int, progress: bool = True, job
 
     started = time.perf_counter()
     summary["workers"] = workers = min(workers, len(todo))
+    limit_s = LIMIT_S + LIMIT_PER_CASE_S * len(todo) / workers if limit_s is None else limit_s
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                   initializer=_start_worker, initargs=(device,))
     attempted = []  # noted even where a case failed: the sweep compiles (and records) it itself
     longest = []
     try:
         futures = {pool.submit(job, t.workload.name, dict(t.params), t.dtype, device): t for t in todo}
-        bar = tqdm(cf.as_completed(futures), total=len(futures), desc="compiling ahead", unit="case",
-                   file=sys.stderr, disable=not progress, dynamic_ncols=True)
-        for future in bar:
-            try:
-                problems, seconds = future.result()
-            except cf.process.BrokenProcessPool as e:
-                summary["stopped"] = f"a worker died ({e}); the sweep compiles the rest itself"
-                break
-            attempted.append(task_key(futures[future]))
-            summary["failed"] += bool(problems)
-            longest.append((round(seconds, 3), attempted[-1]))
+        bar = tqdm(cf.as_completed(futures, timeout=limit_s), total=len(futures), desc="compiling ahead",
+                   unit="case", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+        try:
+            for future in bar:
+                try:
+                    problems, seconds = future.result()
+                except cf.process.BrokenProcessPool as e:
+                    summary["stopped"] = f"a worker died ({e}); the sweep compiles the rest itself"
+                    break
+                attempted.append(task_key(futures[future]))
+                summary["failed"] += bool(problems)
+                longest.append((round(seconds, 3), attempted[-1]))
+        except cf.TimeoutError:
+            summary["stopped"] = f"not done after {limit_s:.0f} s; the sweep compiles the rest itself"
     except BaseException:
         _stop(pool)
         raise

@@ -102,6 +102,11 @@ def _die(name, params, dtype, device):
     os._exit(3)  # as a segfaulting compiler would
 
 
+def _hang(name, params, dtype, device):
+    import time
+    time.sleep(600)  # as a deadlocked one would
+
+
 @interpreted_here
 def test_workers_compile_then_a_second_run_starts_none(tmp_path, monkeypatch, working_interpreter):
     monkeypatch.setenv("TRITON_INTERPRET", "1")  # the workers interpret, as this process does
@@ -125,6 +130,20 @@ def test_a_worker_that_dies_stops_compiling_ahead_and_notes_nothing(tmp_path):
         summary = compile_ahead.run(tasks, "cpu", 1, progress=False, job=_die)
         assert summary["stopped"] and "worker died" in summary["stopped"] and summary["attempted"] == 0
         assert compile_ahead.pending(tasks) == tasks  # the sweep compiles them itself
+    finally:
+        tuning.configure(None, {})
+
+
+def test_a_worker_that_hangs_is_stopped_at_the_limit(tmp_path):
+    import time
+    tasks = _tasks()[:2]
+    try:
+        tuning.configure(tmp_path, {"gpu": "test"})
+        started = time.perf_counter()
+        summary = compile_ahead.run(tasks, "cpu", 1, progress=False, job=_hang, limit_s=3.0)
+        assert time.perf_counter() - started < 60  # the hung worker was stopped, not waited for
+        assert "not done after 3 s" in summary["stopped"] and summary["attempted"] == 0
+        assert compile_ahead.pending(tasks) == tasks
     finally:
         tuning.configure(None, {})
 
