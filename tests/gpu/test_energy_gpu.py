@@ -42,6 +42,8 @@ def test_short_runs_between_steps_agree_with_a_long_bracket(ctx):
         short = sampler.step_energy((lo, lo + 0.5), per_call, calls=1)
         assert "not_measured" not in short, short
         limit = short["uncertainty"] + long["uncertainty"] + 0.02  # and 2% for power drifting within it
+        print(f"run {k}: {short['watts']:.1f} W ±{short['uncertainty']:.1%} against {long['watts']:.1f} W "
+              f"±{long['uncertainty']:.1%}")
         assert abs(short["watts"] / long["watts"] - 1) <= limit, (k, short["watts"], long["watts"])
 
 
@@ -61,4 +63,5 @@ def test_a_run_between_idle_periods_reads_its_own_power_not_the_idle(ctx):
     # The short run is the cooler one and may draw a few percent less; a counter publishing its
     # steps later than the margin would mix in the idle before it (a quarter of the span or more).
     limit = short["uncertainty"] + long["uncertainty"] + 0.10
+    print(f"after idle: {short['watts']:.1f} W ±{short['uncertainty']:.1%} against {long['watts']:.1f} W")
     assert abs(short["watts"] / long["watts"] - 1) <= limit, (short["watts"], long["watts"])
