@@ -163,13 +163,13 @@ def wall_section(records) -> Section | None:
     cols = [Col("run", "Run"), Col("family", "Family"), Col("cases", "Cases", "int"), Col("wall", "Wall", "seconds"),
             Col("share", "Share", "pct"), Col("tuned", "Configs tuned", "int"),
             Col("cached", "Configs from the store", "int"), Col("elapsed", "Start to last record", "seconds"),
-            Col("ahead", "Compiled ahead", "seconds"), Col("setup", "Compiles, tuning", "seconds"), Col("estimating", "Warm-ups", "seconds"),
-            Col("rounds", "Rounds", "seconds")]
+            Col("ahead", "Compiled ahead", "seconds"), Col("setup", "Compiles, tuning", "seconds"),
+            Col("estimating", "Warm-ups", "seconds"), Col("rounds", "Rounds", "seconds")]
     return Section("Where the sweep's time went", [Table(None, cols, rows)], [
         "Wall: each case's wall time from building its inputs to its last record, compiles, tuning, verification "
         "and timing included, summed per family (the time before the first case, such as importing the libraries, "
-        "compiling ahead and --settle, is not in it). Configs: the records whose kernel configuration was tuned in the run, or "
-        "taken from the tuning store of an earlier run on this GPU model and software.",
+        "compiling ahead and --settle, is not in it). Configs: the records whose kernel configuration was tuned in "
+        "the run, or taken from the tuning store of an earlier run on this GPU model and software.",
         "Start to last record: from the sweep's start (its run id, to the second) to its last record's timestamp: "
         "the command's own wall time, imports, compiling ahead and --settle included.",
         "Compiled ahead: before the first case, worker processes compiled the cases' Triton kernels into "

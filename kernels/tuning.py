@@ -78,8 +78,9 @@ def device_time_ms(fn, quantiles=None, rep: int = TUNING_REP_MS):
 def _graph_times_ms(fn, rep: float) -> list[float]:
     """Time per call of `fn` in each of TUNING_REPLAYS replays of one CUDA graph of n calls, n
     chosen from one timed call so the replays together run about `rep` ms (at least one call
-    each), after _WARM_REPLAYS untimed ones. Triton's do_bench_cudagraph replays its graph ten times whatever `rep` is, and
-    estimates from five eager calls: ten times the device time this spends, per candidate."""
+    each), after _WARM_REPLAYS untimed ones. Triton's do_bench_cudagraph replays its graph ten
+    times whatever `rep` is, and estimates from five eager calls: several times the device time
+    this spends, per candidate."""
     import torch
 
     with torch.cuda.stream(torch.cuda.Stream()):
