@@ -93,13 +93,12 @@ def compile_task(workload, params: dict, dtype: str, device: str) -> list[str]:
     raises for the case's own failure."""
     import torch
 
-    from suite.dtypes import unsupported_reason
     from suite.registry import Skip
-    from suite.runner import describe_error
+    from suite.runner import describe_error, skip_reason
 
     on_gpu = device.startswith("cuda")
     capability = torch.cuda.get_device_capability(device) if on_gpu else None
-    if unsupported_reason(dtype, capability) or (workload.skip and workload.skip(params, dtype, device)):
+    if skip_reason(Task(workload, params, dtype), capability, device):
         return []  # the sweep skips it too
     failed, inputs = [], None
     try:

@@ -206,13 +206,19 @@ def make_record(task: Task, ctx: Context, impl: Impl, status: str, reason: str =
                   **fields)
 
 
+def skip_reason(task: Task, capability, device: str) -> str | None:
+    """Why `task` cannot run on this device at all (its dtype, or the workload's own rule), or None."""
+    w = task.workload
+    return unsupported_reason(task.dtype, capability) or (w.skip(task.params, task.dtype, device) if w.skip else None)
+
+
 def prepare_case(task: Task, ctx: Context, impls: list[Impl] | None = None) -> Prepared:
     """Build the inputs of `task` and verify each implementation (all of the workload's for the
     dtype, or `impls`); never raises for a case's own failure, which lands in `rejected`."""
     w, params, dtype = task.workload, task.params, task.dtype
     impls = list(w.impls_for(dtype) if impls is None else impls)
     prepared = Prepared(task, [], {}, [])
-    reason = unsupported_reason(dtype, ctx.capability) or (w.skip(params, dtype, ctx.device) if w.skip else None)
+    reason = skip_reason(task, ctx.capability, ctx.device)
     if reason:
         prepared.rejected = [(impl, "skipped", reason, {}) for impl in impls]
         return prepared

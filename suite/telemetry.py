@@ -96,6 +96,11 @@ def _not_measured(why: str, **known) -> dict:
     return {"not_measured": why, **known}
 
 
+def _points(readings) -> list[tuple[float, int]]:
+    """The (t, mJ) readings that read the counter (a failed read is a gap, never a guess)."""
+    return [(float(t), int(e)) for t, e in readings if e is not None]
+
+
 def _counter(pts):
     """(times, energies, indices of the readings that saw a step, (resolution s, reading period s))
     of time-ordered (t, mJ) readings, or with a reason in place of the last where the readings
@@ -114,7 +119,7 @@ def _counter(pts):
 def min_window_s(readings) -> float | None:
     """The shortest single window the counter's resolution allows within MAX_ENERGY_UNCERTAINTY,
     from time-ordered (t, mJ or None) readings; None while the readings cannot tell."""
-    pts = [(float(t), int(e)) for t, e in readings if e is not None]
+    pts = _points(readings)
     if len(pts) < 2:
         return None
     _, _, _, found = _counter(pts)
@@ -142,7 +147,7 @@ def counter_energy(readings, intervals, calls: int) -> dict:
          "max_uncertainty" (MAX_ENERGY_UNCERTAINTY), "method": "nvml total energy counter"}
     or {"not_measured": why, and whichever of the figures above are known}.
     """
-    pts = [(float(t), int(e)) for t, e in readings if e is not None]
+    pts = _points(readings)
     window = float(sum(t1 - t0 for t0, t1 in intervals))
     if not intervals or window <= 0:
         return _not_measured("no timed interval")
@@ -202,7 +207,7 @@ def step_energy(readings, interval: tuple[float, float], seconds_per_call: float
     that saw it; the power is bracketed by the longest and shortest times the two steps can be apart,
     the figure is the bracket's middle, and above MAX_ENERGY_UNCERTAINTY it is not a measurement.
     """
-    pts = [(float(t), int(e)) for t, e in readings if e is not None]
+    pts = _points(readings)
     t0, t1 = interval
     if t1 <= t0 or seconds_per_call <= 0:
         return _not_measured("no timed interval")
@@ -293,7 +298,7 @@ class Sampler:
         """Say how long the longest single timed window of this block was: where the counter's
         resolution (read so far) already rules out measuring a window that short, leaving the block
         does not wait for the counter's next step."""
-        need = min_window_s([(r[0], r[6]) for r in self.rows])
+        need = min_window_s(self._counter_readings())
         self._tail = need is None or longest_s >= need
 
     def __exit__(self, exc_type, *exc):
@@ -329,6 +334,10 @@ class Sampler:
         return {"samples": len(rows), "sm_clock_mhz": stats(0), "mem_clock_mhz": stats(1),
                 "power_w": stats(2), "temp_c": stats(3), "throttle": decode_reasons(mask)}
 
+    def _counter_readings(self) -> list[tuple]:
+        """(t, energy mJ or None) of every reading so far."""
+        return [(r[0], r[6]) for r in self.rows]
+
     def _inside(self, intervals) -> list[tuple]:
         """The rows read inside any of the intervals, in time order (rows are appended in time order)."""
         if len(self._times) != len(self.rows):
@@ -344,14 +353,14 @@ class Sampler:
         after the `with` block: leaving it waits for the counter step that closes the window."""
         if self.energy_problem is not None:
             return _not_measured(self.energy_problem)
-        return counter_energy([(r[0], r[6]) for r in self.rows], intervals, calls)
+        return counter_energy(self._counter_readings(), intervals, calls)
 
     def step_energy(self, interval: tuple[float, float], seconds_per_call: float, calls: int) -> dict:
         """The energy per call of one energy run measured between the counter's steps
         (`step_energy`), or {"not_measured": why}."""
         if self.energy_problem is not None:
             return _not_measured(self.energy_problem)
-        return step_energy([(r[0], r[6]) for r in self.rows], interval, seconds_per_call, calls)
+        return step_energy(self._counter_readings(), interval, seconds_per_call, calls)
 
 
 def _clock_event_mask(h) -> int:

@@ -71,6 +71,14 @@ def _tasks():
     return runner.plan([all_workloads()["stream-copy"]], "interpret")
 
 
+@pytest.fixture
+def store(tmp_path):
+    """A tuning store in tmp_path for the test, none after it."""
+    tuning.configure(tmp_path, {"gpu": "test"})
+    yield tmp_path
+    tuning.configure(None, {})
+
+
 def test_cases_compiled_ahead_are_remembered_per_triton_cache(tmp_path, monkeypatch):
     tasks = _tasks()
     tuning.configure(None, {})
@@ -108,44 +116,32 @@ def _hang(name, params, dtype, device):
 
 
 @interpreted_here
-def test_workers_compile_then_a_second_run_starts_none(tmp_path, monkeypatch, working_interpreter):
+def test_workers_compile_then_a_second_run_starts_none(store, monkeypatch, working_interpreter):
     monkeypatch.setenv("TRITON_INTERPRET", "1")  # the workers interpret, as this process does
     tasks = _tasks()[:3]
-    try:
-        tuning.configure(tmp_path, {"gpu": "test"})
-        first = compile_ahead.run(tasks, "cpu", 2, progress=False)
-        assert first["workers"] == 2 and first["attempted"] == 3 and first["failed"] == 0, first
-        assert first["stopped"] is None and first["seconds"] > 0
-        assert len(first["longest"]) == 3 and all(sec > 0 for _, sec in first["longest"])
-        second = compile_ahead.run(tasks, "cpu", 2, progress=False)
-        assert second == {**second, "workers": 0, "cases": 0, "known": 3, "attempted": 0}
-    finally:
-        tuning.configure(None, {})
+    first = compile_ahead.run(tasks, "cpu", 2, progress=False)
+    assert first["workers"] == 2 and first["attempted"] == 3 and first["failed"] == 0, first
+    assert first["stopped"] is None and first["seconds"] > 0
+    assert len(first["longest"]) == 3 and all(sec > 0 for _, sec in first["longest"])
+    second = compile_ahead.run(tasks, "cpu", 2, progress=False)
+    assert second == {**second, "workers": 0, "cases": 0, "known": 3, "attempted": 0}
 
 
-def test_a_worker_that_dies_stops_compiling_ahead_and_notes_nothing(tmp_path):
+def test_a_worker_that_dies_stops_compiling_ahead_and_notes_nothing(store):
     tasks = _tasks()[:2]
-    try:
-        tuning.configure(tmp_path, {"gpu": "test"})
-        summary = compile_ahead.run(tasks, "cpu", 1, progress=False, job=_die)
-        assert summary["stopped"] and "worker died" in summary["stopped"] and summary["attempted"] == 0
-        assert compile_ahead.pending(tasks) == tasks  # the sweep compiles them itself
-    finally:
-        tuning.configure(None, {})
+    summary = compile_ahead.run(tasks, "cpu", 1, progress=False, job=_die)
+    assert summary["stopped"] and "worker died" in summary["stopped"] and summary["attempted"] == 0
+    assert compile_ahead.pending(tasks) == tasks  # the sweep compiles them itself
 
 
-def test_a_worker_that_hangs_is_stopped_at_the_limit(tmp_path):
+def test_a_worker_that_hangs_is_stopped_at_the_limit(store):
     import time
     tasks = _tasks()[:2]
-    try:
-        tuning.configure(tmp_path, {"gpu": "test"})
-        started = time.perf_counter()
-        summary = compile_ahead.run(tasks, "cpu", 1, progress=False, job=_hang, limit_s=3.0)
-        assert time.perf_counter() - started < 60  # the hung worker was stopped, not waited for
-        assert "not done after 3 s" in summary["stopped"] and summary["attempted"] == 0
-        assert compile_ahead.pending(tasks) == tasks
-    finally:
-        tuning.configure(None, {})
+    started = time.perf_counter()
+    summary = compile_ahead.run(tasks, "cpu", 1, progress=False, job=_hang, limit_s=3.0)
+    assert time.perf_counter() - started < 60  # the hung worker was stopped, not waited for
+    assert "not done after 3 s" in summary["stopped"] and summary["attempted"] == 0
+    assert compile_ahead.pending(tasks) == tasks
 
 
 @pytest.mark.parametrize("bad", ["-1", "two"])

@@ -328,7 +328,7 @@ class _Readings:
     def __init__(self, readings):
         self.rows = [(t, 0, 0, 0.0, 0, 0, e) for t, e in readings]
 
-    energy, step_energy = Sampler.energy, Sampler.step_energy
+    energy, step_energy, _counter_readings = Sampler.energy, Sampler.step_energy, Sampler._counter_readings
 
 
 def _timing(run=None, intervals=((1003.0, 1003.5),)):
