@@ -15,6 +15,7 @@ steps, the record says "not measured" and why.
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 import time
 
@@ -34,6 +35,9 @@ ENERGY_TAIL_S = 1.0
 MIN_COUNTER_STEPS = 3
 ENERGY_METHOD = "nvml total energy counter"
 STEP_METHOD = "nvml total energy counter, between its steps"
+# Between the counter's steps, the part of a counter period at a run's start whose steps are not
+# used: a step may report energy up to this long before it was published.
+STEP_MARGIN = 0.5
 
 
 def _reason_bits() -> dict[int, str]:
@@ -200,12 +204,13 @@ def step_energy(readings, interval: tuple[float, float], seconds_per_call: float
     run's mean power; times the device time per call it is the energy per call.
 
     This rests on one assumption the bracket of `counter_energy` does not need: each step adds the
-    energy used since the previous step (the counter accumulates at its updates, up to a delay
-    shorter than one of its periods, which is why a step within one period of the run's start is not
-    used). In exchange a window needs only a few steps: each end's uncertainty is one reading period,
-    not one counter period. A step is known only to lie between the reading before it and the one
-    that saw it; the power is bracketed by the longest and shortest times the two steps can be apart,
-    the figure is the bracket's middle, and above MAX_ENERGY_UNCERTAINTY it is not a measurement.
+    energy used since the previous step, up to a publishing delay shorter than half a counter
+    period (`STEP_MARGIN`), which is why a step within that margin of the run's start is not used
+    (`tests/gpu/test_energy_gpu.py` holds the assumption to a long bracket on the GPU). In exchange
+    a window needs only a few steps: each end's uncertainty is one reading period, not one counter
+    period. A step is known only to lie between the reading before it and the one that saw it; the
+    power is bracketed by the longest and shortest times the two steps can be apart, the figure is
+    the bracket's middle, and above MAX_ENERGY_UNCERTAINTY it is not a measurement.
     """
     pts = _points(readings)
     t0, t1 = interval
@@ -217,13 +222,18 @@ def step_energy(readings, interval: tuple[float, float], seconds_per_call: float
     if isinstance(found, str):
         return _not_measured(found, window_s=t1 - t0)
     resolution, period = found
+    margin = STEP_MARGIN * resolution
+    # The shortest run that always holds two steps far enough apart for the limit: the steps'
+    # span must reach period / limit (each end is placed within one reading period).
+    steps_needed = math.ceil(period / MAX_ENERGY_UNCERTAINTY / resolution) + 1
     known = {"window_s": t1 - t0, "counter_resolution_s": resolution, "reading_period_s": period,
-             "margin_s": resolution, "max_uncertainty": MAX_ENERGY_UNCERTAINTY}
-    inside = [int(i) for i in steps if t[i - 1] >= t0 + resolution and t[i] <= t1]
+             "margin_s": margin, "min_run_s": margin + period + steps_needed * resolution,
+             "max_uncertainty": MAX_ENERGY_UNCERTAINTY}
+    inside = [int(i) for i in steps if t[i - 1] >= t0 + margin and t[i] <= t1]
     if len(inside) < 2:
         return _not_measured(f"the run ({t1 - t0:.3f} s) holds {len(inside)} of the counter's steps past its first "
-                             f"{resolution * 1e3:.0f} ms; two are needed, so a run of at least "
-                             f"{3 * resolution + 2 * period:.2f} s", **known)
+                             f"{margin * 1e3:.0f} ms; two are needed, and a run of at least "
+                             f"{known['min_run_s']:.2f} s is always measured", **known)
     a, b = inside[0], inside[-1]
     joules = float(e[b] - e[a]) / 1e3
     shortest, longest = float(t[b - 1] - t[a]), float(t[b] - t[a - 1])

@@ -111,23 +111,28 @@ def idle_run_idle(run=(1003.0, 1003.5), watts=650.0, idle=80.0):
     return lambda t: watts if run[0] <= t < run[1] else idle
 
 
-@pytest.mark.parametrize("lag_s", [0.0, 0.03, 0.09])
-def test_a_short_run_is_measured_between_the_counters_steps(lag_s):
+@pytest.mark.parametrize("phase", [0.002, 0.037, 0.061, 0.099])
+@pytest.mark.parametrize("lag_s", [0.0, 0.03, 0.049])
+def test_a_short_run_is_measured_between_the_counters_steps(lag_s, phase):
     # 0.5 s at 650 W between idle: too short for the bracket (2.4 s), enough for its own steps, also
-    # from a counter that publishes its steps late by up to one period (not more: the margin).
-    readings = counter(idle_run_idle(), lag_s=lag_s)
+    # from a counter that publishes its steps late by up to half a period (not more: the margin),
+    # wherever its steps fall in the run.
+    readings = counter(idle_run_idle(), lag_s=lag_s, phase=phase)
     assert "not_measured" in counter_energy(readings, [(1003.0, 1003.5)], calls=500)
     e = telemetry.step_energy(readings, (1003.0, 1003.5), seconds_per_call=1e-3, calls=500)
     assert "not_measured" not in e, e
     assert e["method"] == telemetry.STEP_METHOD and e["uncertainty"] <= 0.05 and e["calls"] == 500
+    assert e["margin_s"] == pytest.approx(0.05, abs=0.003) and e["min_run_s"] <= 0.5
     assert abs(e["watts"] / 650.0 - 1) <= e["uncertainty"]  # the idle around it is not counted
     assert e["joules_per_call"] == pytest.approx(e["watts"] * 1e-3)
 
 
-def test_between_steps_a_counter_later_than_its_margin_would_read_idle_power():
-    # The one assumption: a step adds the energy since the previous one, up to a delay below one
-    # counter period. A counter a period and a half late shows what the check guards against.
-    readings = counter(idle_run_idle(), lag_s=0.15)
+@pytest.mark.parametrize("lag_s, phase", [(0.15, 0.037), (0.09, 0.057)])
+def test_between_steps_a_counter_later_than_its_margin_would_read_idle_power(lag_s, phase):
+    # The one assumption: a step adds the energy since the previous one, up to a delay below half a
+    # counter period. A counter later than that, its first used step just past the margin, shows
+    # what the check guards against: the idle before the run is counted.
+    readings = counter(idle_run_idle(), lag_s=lag_s, phase=phase)
     e = telemetry.step_energy(readings, (1003.0, 1003.5), seconds_per_call=1e-3, calls=500)
     assert "not_measured" in e or abs(e["watts"] / 650.0 - 1) > e["uncertainty"]
 
