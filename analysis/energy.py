@@ -20,6 +20,8 @@ from analysis import sustain as sus
 from analysis.errors import AnalysisError
 from analysis.tables import Col, Quantity, Section, Table, natural
 
+# A window's mean power from this share of the power limit up is in the power cap's regime.
+AT_LIMIT = 0.95
 PER_WORK = {"flop_per_s": "pJ/FLOP", "bytes_per_s": "pJ/byte", "tokens_per_s": "tokens/J"}
 
 
@@ -74,17 +76,27 @@ def per_work(energy: dict | None, unit: str, work: float) -> float | None:
 
 
 def _cells(record, unit: str, work: float) -> list:
-    """Per-work figure, watts, +-, window, joules per call (CSV) and remark of one record."""
+    """Per-work figure, watts, +-, window, joules per call (CSV), throttling while timed and remark
+    of one record."""
     e = check(record) if record is not None else None
     if record is None or e is None or "not_measured" in e:
-        return [None, None, None, None, None, why_not(record) if record is not None else ""]
-    return [per_work(e, unit, work), e["watts"], e.get("uncertainty"), e.get("window_s"), e["joules_per_call"], ""]
+        return [None, None, None, None, None, None, why_not(record) if record is not None else ""]
+    return [per_work(e, unit, work), e["watts"], e.get("uncertainty"), e.get("window_s"), e["joules_per_call"],
+            of_limit(record), ""]
+
+
+def of_limit(record) -> float | None:
+    """The window's mean power over the GPU's power limit (None where either is unknown)."""
+    e, limit = check(record), rl.gpu_of(record).get("power_limit_w")
+    if not e or "not_measured" in e or not _number(limit) or limit <= 0:
+        return None
+    return e["watts"] / limit
 
 
 def _energy_cols(per: str, key: str) -> list[Col]:
     return [Col(key, per, "energy"), Col("watts", "Power (energy counter)", "watts"), Col("uncertainty", "±", "pct"),
             Col("window", "Window", "seconds"), Col("joules_per_call", "J/call", "energy", csv_only=True),
-            Col("remark", "Remark")]
+            Col("of_limit", "Of power limit", "pct"), Col("remark", "Remark")]
 
 
 def _median_of(records, name: str, default=None):
@@ -135,10 +147,16 @@ def sections(a: rl.GpuAnalysis) -> list[Section]:
     between = [r for r in a.records if measured(r) and _number(check(r).get("span_s"))]
     if between:
         notes.append(f"{len(between)} figure(s) come from energy runs too short for the bracket, measured between "
-                     "the counter's own steps inside the run: the energy it added from its first step past one "
+                     "the counter's own steps inside the run: the energy it added from its first step past half a "
                      "counter period into the run to its last, over the time between them (each step placed "
                      "within one reading period), times the device time per call. This assumes each step adds "
                      "the energy used since the previous one.")
+        capped = [r for r in between if (of_limit(r) or 0) >= AT_LIMIT]
+        if capped:
+            notes.append(f"{len(capped)} of them drew {AT_LIMIT:.0%} of the GPU's power limit or more (Of power "
+                         "limit): there the power cap's controller moves clocks and power over periods longer than "
+                         "one energy run, so such a figure is that run's own, and the same work in the next run "
+                         "can read apart by more than its ±; a sustain run gives the steady figure.")
     resolution, window = _median_of(a.records, "counter_resolution_s"), _median_of(a.records, "min_window_s")
     if resolution is not None and window is not None:
         notes.append(f"The counter stepped every {1e3 * resolution:.1f} ms (median over the records that read it): "

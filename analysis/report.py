@@ -242,9 +242,9 @@ def ceilings_section(a: rl.GpuAnalysis) -> Section:
     for cols in (mem_cols, comp_cols):
         cols.append(Col("throttled", "Throttled while set"))
     for row, c in zip(mem_rows, (a.hbm, a.l2)):
-        row.append(throttled_text(c.record) if c else None)
+        row.append(rl.throttled_text(c.record) if c else None)
     for row in comp_rows:
-        row.append(throttled_text(a.compute[row[0]].record))
+        row.append(rl.throttled_text(a.compute[row[0]].record))
     tables = [Table("Memory ceilings", mem_cols, mem_rows)]
     notes = [f"Spec sheet: {a.spec_how}.",
              f"HBM bandwidth: the best meaningful verified streaming bytes/s with a working set >= {rl.HBM_FACTOR:g} x "
@@ -270,20 +270,6 @@ def ceilings_section(a: rl.GpuAnalysis) -> Section:
                  "idling is not one), and a locked clock, set application clocks or a power limit below its default "
                  "where the GPU reported one; 'no' means none of these held the clocks.")
     return Section(f"{a.label}: ceilings", tables, notes)
-
-
-def throttled_text(r) -> str:
-    """Whether a clock limit held a measurement: NVML's reasons during it, and the GPU's settings."""
-    t = r.telemetry
-    reasons = [x for x in (t or {}).get("throttle") or [] if x != "gpu_idle"]
-    text = ("yes: " + ", ".join(reasons) if reasons else "no") if t else "unknown: no telemetry"
-    g = rl.gpu_of(r)
-    settings = [name for name, key in (("clocks locked", "clocks_locked"),
-                                       ("application clocks set", "applications_clocks_set")) if g.get(key)]
-    if g.get("power_limit_below_default"):
-        settings.append(f"power limit below its default ({g.get('power_limit_w')} W < "
-                        f"{g.get('default_power_limit_w')} W)")
-    return "; ".join([text, *settings])
 
 
 def _range_text(c: rl.Ceiling) -> str | None:

@@ -135,6 +135,20 @@ def _p50(telemetry: dict | None, name: str):
     return stat if _is_number(stat) else None
 
 
+def throttled_text(r: Record) -> str:
+    """Whether a clock limit held a measurement: NVML's reasons during it, and the GPU's settings."""
+    t = r.telemetry
+    reasons = [x for x in (t or {}).get("throttle") or [] if x != "gpu_idle"]
+    text = ("yes: " + ", ".join(reasons) if reasons else "no") if t else "unknown: no telemetry"
+    g = gpu_of(r)
+    settings = [name for name, key in (("clocks locked", "clocks_locked"),
+                                       ("application clocks set", "applications_clocks_set")) if g.get(key)]
+    if g.get("power_limit_below_default"):
+        settings.append(f"power limit below its default ({g.get('power_limit_w')} W < "
+                        f"{g.get('default_power_limit_w')} W)")
+    return "; ".join([text, *settings])
+
+
 def telemetry_text(r: Record | None) -> str:
     """Clocks, power and throttle reasons NVML saw while this record was measured."""
     t = r.telemetry if r is not None else None

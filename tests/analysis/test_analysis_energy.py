@@ -65,6 +65,32 @@ def test_figures_measured_between_the_counters_steps_are_said_with_their_assumpt
     assert note.startswith("1 figure(s)") and "assumes each step adds the energy" in note
 
 
+def test_each_figure_says_its_share_of_the_power_limit_and_at_the_limit_what_that_means():
+    recs = with_energy(h200())
+    got, section = tables(recs)
+    (step,) = got["Decode step"]
+    assert step["of_limit"] == pytest.approx(690.0 / 700)  # the env's 700 W limit
+    assert got["Memory ceilings"][1]["of_limit"] is None  # not measured: no share either
+    assert not any("power limit or more" in n for n in section.notes)  # no figure between steps yet
+    for r in recs:
+        if r.energy and "watts" in r.energy:
+            r.energy = {**r.energy, "span_s": 0.3, "method": "nvml total energy counter, between its steps"}
+    _, section = tables(recs)
+    (note,) = [n for n in section.notes if "power limit or more" in n]
+    # The GEMM's 682 W and the step's 690 W, not the copy's 635 W (91%).
+    assert note.startswith("2 of them drew 95%") and "a sustain run gives the steady figure" in note
+    for r in recs:
+        if r.energy and r.energy.get("watts", 0) > 665:
+            r.energy = {**r.energy, "watts": 665.0}  # 95.0% of the limit: still at it
+    _, section = tables(recs)
+    assert [n for n in section.notes if "power limit or more" in n][0].startswith("2 of them")
+    for r in recs:
+        if r.energy and r.energy.get("watts", 0) >= 665:
+            r.energy = {**r.energy, "watts": 664.0}
+    _, section = tables(recs)
+    assert not any("power limit or more" in n for n in section.notes)
+
+
 def test_a_ceiling_without_an_energy_reading_says_so():
     recs = with_energy(h200())
     next(r for r in recs if r.workload == "gemm-square" and r.vendor).energy = None
