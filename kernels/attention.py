@@ -56,6 +56,7 @@ import triton
 import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
+from kernels import device as gpu
 from kernels.device import cuda_properties
 from kernels.tuning import compile_all, interleaved_times_ms, remembered
 
@@ -459,11 +460,6 @@ def flash_candidates(head_dim: int, capability: tuple[int, int] | None,
     return split + [FlashConfig(128, 128, 4, 2, tma=True, warp_specialize=True)] + short
 
 
-def _cuda_scratch(size: int, alignment: int, stream):
-    # Global memory where device-side tensor descriptors are written.
-    return torch.empty(size, dtype=torch.int8, device="cuda")
-
-
 def causal_head_group(seq_len: int, head_dim: int, esize: int, num_heads: int, l2_bytes: int) -> int:
     """How many heads the causal kernel's longest-first order takes together: as many as
     have their K and V (2*S*D*esize bytes each) fit in half of L2, at least one. The
@@ -501,7 +497,7 @@ def _flash_launch(q, k, v, out, causal: bool, scale: float, cfg: FlashConfig, he
         args = tuple(TensorDescriptor(t.view(rows, D), shape=[rows, D], strides=[D, 1], block_shape=[block, D])
                      for t, block in ((q, cfg.block_m), (k, cfg.block_n), (v, cfg.block_n))) + (out,)
     elif cfg.tma and q.is_cuda:
-        triton.set_allocator(_cuda_scratch)
+        triton.set_allocator(gpu.scratch_alloc)
     if head_group is None:
         head_group = causal_head_group(S, D, q.element_size(), B * H, _l2_bytes(q.device)) if causal else 1
     grid = (triton.cdiv(S, cfg.block_m) * B * H,)

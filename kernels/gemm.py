@@ -1,7 +1,8 @@
-"""GEMM kernels: C = A @ B in fp32 (IEEE, CUDA cores), tf32, fp16, bf16 and fp8 e4m3, and the
-decode-shaped skinny y = x @ w.T.
+"""GEMM: C = A @ B in fp32 (IEEE, CUDA cores), tf32, fp16, bf16 and fp8 e4m3 (`matmul`,
+`matmul_fp8`), and y = x @ w.T (`linear`).
 
-One kernel per job:
+One kernel per job (the SGEMM in `kernels.sgemm`, the skinny kernel in `kernels.skinny`; how
+they are tuned and recorded in `kernels.gemm_tuning`):
 
 - `_gemm_tma_kernel` (Hopper and newer, tensor cores): persistent, one program per SM walking the
   output tiles; the tiles past the last full wave are split along K (`_tail_split`) so that wave
@@ -10,18 +11,13 @@ One kernel per job:
   layout the warp-group MMA reads; the result leaves through a descriptor too. Autotuning also
   tries Triton's Hopper warp specialization (a producer warp group issues the loads, two consumer
   groups do the MMA).
-- `_sgemm_kernel` (Ampere and newer, CUDA cores): IEEE fp32, written in Gluon (Triton's
-  explicit-layout dialect) as a classic SGEMM: cp.async pipeline, A staged transposed, 8x8
-  outputs per thread fed by conflict-free 128-bit shared loads.
+- `kernels.sgemm` (Ampere and newer, CUDA cores): IEEE fp32, written in Gluon as a classic
+  SGEMM.
 - `_gemm_kernel`: the portable tiled kernel with plain pointer loads (pipelined by the compiler).
   It runs on every GPU Triton supports and in the interpreter, takes any strides, and is the
   IEEE fp32 fallback where the Gluon kernel cannot run (`precision="ieee"`: tl.dot then lowers
   to FMAs, never tf32).
-- `_skinny_kernel`: y = x @ w.T for up to 256 rows of x (decode, and prefill-sized batches where
-  the tiled kernel's tiles would be too few). Memory-bound or near it: each program streams a
-  band of weight rows once; the weight band is the 64/128/256-row side of the MMA and x^T the
-  other; from 128 rows of x on, x arrives by TMA too; K is split over more programs when the
-  bands alone would leave SMs idle.
+- `kernels.skinny`: y = x @ w.T for up to 256 rows of x, streaming the weight once.
 - `_transpose_kernel`: tf32 tensor cores read B only K-major, so a row-major B is either
   transposed tile by tile inside the GEMM (through registers) or once up front by this kernel;
   the launcher measures which is faster per shape.
@@ -40,18 +36,14 @@ ran with is kept for the records: `chosen_config(op, M, N, K, dtype, precision)`
 """
 from __future__ import annotations
 
-import functools
-import math
-
 import torch
 import triton
 import triton.language as tl
-from triton.experimental import gluon
-from triton.experimental.gluon import language as gl
-from triton.experimental.gluon.language.nvidia.ampere import async_copy
 
-from kernels.device import cuda_properties
-from kernels.launch import launch
+from kernels import device as gpu
+from kernels import sgemm, skinny
+from kernels.gemm_tuning import (autotune_bench, chosen_config, fixed, pruner, record, record_key,  # noqa: F401
+                                 split_workspace)
 from kernels.tuning import chosen, device_time_ms, launch_autotuned, record_choice, remembered
 
 
@@ -245,86 +237,6 @@ def _gemm_kernel(a_ptr, b_ptr, c_ptr, scale_a_ptr, scale_b_ptr, M, N, K,
     tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
 
 
-# Triton 3.7 renamed two Gluon builtins; the GPU image has 3.6, the CI machines the newest.
-_async_load = getattr(async_copy, "async_load", None) or async_copy.async_copy_global_to_shared
-_cta_barrier = getattr(gl, "barrier", None) or gl.thread_barrier
-
-
-@gluon.jit
-def _sgemm_kernel(at_ptr, b_ptr, c_ptr, M, N, K, ld_at, ld_b, ld_c,
-                  BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, GROUP_M: gl.constexpr,
-                  STAGES: gl.constexpr, WARPS_M: gl.constexpr, WARPS_N: gl.constexpr):
-    # IEEE fp32 C = A @ B on CUDA cores, written in Gluon because tl.dot's FMA lowering leaves
-    # the register tiling and the shared-memory reads to the compiler, which keeps it far from
-    # cuBLAS.
-    # The classic SGEMM: A arrives transposed (at = A^T, [K, M] row-major), so the k-th row of
-    # both staged tiles is contiguous; per k every thread reads 8 values of A and 8 of B from
-    # shared memory as four 128-bit loads and does 64 independent FFMAs into its 8x8 block
-    # (8x4 in the 64x64 tile). Its rows (and columns) come in runs of 4, a layout's width
-    # apart: the 8 lanes along N read 8 consecutive 16-byte pieces of B (all 32 banks once),
-    # the 4 along M 4 consecutive pieces of A, and lanes sharing a piece get it by broadcast.
-    gl.static_assert(BM % (16 * WARPS_M) == 0 and BN % (32 * WARPS_N) == 0)
-    gl.static_assert(BM <= 128 and BN <= 128)
-    acc_layout: gl.constexpr = gl.BlockedLayout([4, 4], [4, 8], [WARPS_M, WARPS_N], [1, 0])
-    # Global -> shared: 16-byte cp.async pieces, 32 of them per warp contiguous along the rows.
-    a_copy: gl.constexpr = gl.BlockedLayout([1, 4], [32 // (BM // 4), BM // 4], [WARPS_M * WARPS_N, 1], [1, 0])
-    b_copy: gl.constexpr = gl.BlockedLayout([1, 4], [32 // (BN // 4), BN // 4], [WARPS_M * WARPS_N, 1], [1, 0])
-    plain: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [1, 0])
-
-    pid = gl.program_id(0)
-    num_m = gl.cdiv(M, BM)
-    tiles_per_group = GROUP_M * gl.cdiv(N, BN)
-    first_m = (pid // tiles_per_group) * GROUP_M
-    rows = gl.minimum(num_m - first_m, GROUP_M)
-    pid_m = first_m + (pid % tiles_per_group) % rows
-    pid_n = (pid % tiles_per_group) // rows
-
-    a_smem = gl.allocate_shared_memory(gl.float32, [STAGES, BK, BM], plain)
-    b_smem = gl.allocate_shared_memory(gl.float32, [STAGES, BK, BN], plain)
-    ka = gl.arange(0, BK, layout=gl.SliceLayout(1, a_copy))
-    kb = gl.arange(0, BK, layout=gl.SliceLayout(1, b_copy))
-    offs_m = pid_m * BM + gl.arange(0, BM, layout=gl.SliceLayout(0, a_copy))
-    offs_n = pid_n * BN + gl.arange(0, BN, layout=gl.SliceLayout(0, b_copy))
-    a_ptrs = at_ptr + ka[:, None] * ld_at + offs_m[None, :]
-    b_ptrs = b_ptr + kb[:, None] * ld_b + offs_n[None, :]
-    # Masked-off pieces are zero-filled: the K tail adds nothing; rows/columns past M, N are
-    # computed but never stored.
-    m_ok = offs_m[None, :] < M
-    n_ok = offs_n[None, :] < N
-
-    # cp.async pipeline: STAGES-1 K slices in flight while one is computed.
-    for s in gl.static_range(STAGES - 1):
-        _async_load(a_smem.index(s), a_ptrs, mask=(ka[:, None] < K - s * BK) & m_ok)
-        _async_load(b_smem.index(s), b_ptrs, mask=(kb[:, None] < K - s * BK) & n_ok)
-        async_copy.commit_group()
-        a_ptrs += BK * ld_at
-        b_ptrs += BK * ld_b
-
-    acc = gl.zeros([BM, BN], gl.float32, acc_layout)
-    for i in range(gl.cdiv(K, BK)):
-        async_copy.wait_group(STAGES - 2)  # slice i has landed (this thread's copies) ...
-        _cta_barrier()  # ... everyone's; and everyone is done with slice i-1, refilled next
-        j = i + STAGES - 1
-        _async_load(a_smem.index(j % STAGES), a_ptrs, mask=(ka[:, None] < K - j * BK) & m_ok)
-        _async_load(b_smem.index(j % STAGES), b_ptrs, mask=(kb[:, None] < K - j * BK) & n_ok)
-        async_copy.commit_group()
-        a_ptrs += BK * ld_at
-        b_ptrs += BK * ld_b
-        a_tile = a_smem.index(i % STAGES)
-        b_tile = b_smem.index(i % STAGES)
-        for kk in gl.static_range(BK):
-            # Rank-1 update: a column [BM, 1] and a row [1, BN], both in the accumulator's layout.
-            a = a_tile.slice(kk, 1, dim=0).permute([1, 0]).load(acc_layout)
-            b = b_tile.slice(kk, 1, dim=0).load(acc_layout)
-            acc = gl.fma(a, b, acc)  # FFMA, one rounding, whatever Triton's fp-fusion default
-
-    async_copy.wait_group(0)
-    cm = pid_m * BM + gl.arange(0, BM, layout=gl.SliceLayout(1, acc_layout))
-    cn = pid_n * BN + gl.arange(0, BN, layout=gl.SliceLayout(0, acc_layout))
-    gl.store(c_ptr + cm[:, None].to(gl.int64) * ld_c + cn[None, :], acc,
-             mask=(cm[:, None] < M) & (cn[None, :] < N))
-
-
 @triton.jit
 def _transpose_kernel(src_ptr, dst_ptr, R, C, stride_src, stride_dst, BLOCK: tl.constexpr):
     # dst[c, r] = src[r, c]. The tile is re-laid out through shared memory, so both the reads
@@ -335,67 +247,6 @@ def _transpose_kernel(src_ptr, dst_ptr, R, C, stride_src, stride_dst, BLOCK: tl.
     tile = tl.load(src_ptr + offs_r[:, None].to(tl.int64) * stride_src + offs_c[None, :], mask=mask)
     tl.store(dst_ptr + offs_c[:, None].to(tl.int64) * stride_dst + offs_r[None, :], tl.trans(tile),
              mask=tl.trans(mask))
-
-
-# M only bounds masks: not specializing it on divisibility (or M == 1) keeps one compiled variant
-# per configuration across the decode batch sizes.
-@triton.jit(do_not_specialize=["M"])
-def _skinny_kernel(x_ptr, w_ptr, y_ptr, partial_ptr, arrivals_ptr, M, N, K,
-                   stride_xm, stride_wn, stride_ym,
-                   BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, USE_TMA: tl.constexpr,
-                   X_TMA: tl.constexpr = False):
-    # Program (n, s) computes y[:, n*BN:(n+1)*BN] over the s-th share of K, as (w_band @ x^T):
-    # the weight band is the 64/128/256-row side of the MMA, the few rows of x (padded to BM >= 16;
-    # the padding is masked, never loaded) the narrow side. With X_TMA x arrives by TMA too (rows
-    # past M read as zeros): for BM >= 128 every band re-reads as many bytes of x as of w, and
-    # pointer loads of that much cost issue slots the MMAs need.
-    pid_n = tl.program_id(0)
-    split = tl.program_id(1)
-    num_splits = tl.num_programs(1)
-    k_per_split = tl.cdiv(tl.cdiv(K, BK), num_splits) * BK
-    k_lo = split * k_per_split
-    k_hi = tl.minimum(k_lo + k_per_split, K)
-
-    offs_n = pid_n * BN + tl.arange(0, BN)
-    offs_m = tl.arange(0, BM)
-    offs_k = tl.arange(0, BK)
-    if USE_TMA:
-        w_desc = tl.make_tensor_descriptor(w_ptr, shape=[N, K], strides=[stride_wn, 1], block_shape=[BN, BK])
-    if X_TMA:
-        x_desc = tl.make_tensor_descriptor(x_ptr, shape=[M, K], strides=[stride_xm, 1], block_shape=[BM, BK])
-    w_rows = tl.where(offs_n < N, offs_n, 0).to(tl.int64)
-    acc = tl.zeros((BN, BM), tl.float32)
-    for k in range(k_lo, k_hi, BK):
-        if USE_TMA:
-            w = w_desc.load([pid_n * BN, k])
-        else:
-            w = tl.load(w_ptr + w_rows[:, None] * stride_wn + (k + offs_k)[None, :],
-                        mask=(k + offs_k)[None, :] < K, other=0.0)
-        if X_TMA:
-            x = x_desc.load([0, k])
-        else:
-            x = tl.load(x_ptr + offs_m[:, None] * stride_xm + (k + offs_k)[None, :],
-                        mask=(offs_m[:, None] < M) & ((k + offs_k)[None, :] < K), other=0.0)
-        acc = tl.dot(w, tl.trans(x), acc)
-
-    y_offs = offs_m[None, :] * stride_ym + offs_n[:, None]
-    y_mask = (offs_m[None, :] < M) & (offs_n[:, None] < N)
-    if num_splits == 1:
-        tl.store(y_ptr + y_offs, acc.to(y_ptr.dtype.element_ty), mask=y_mask)
-    else:
-        # Split K, deterministically: each split stores its fp32 partial; the last split of this
-        # band to arrive adds all partials in split order, writes y and re-arms the counter.
-        p_offs = offs_m[None, :] * N + offs_n[:, None]
-        tl.store(partial_ptr + split * M * N + p_offs, acc, mask=y_mask)
-        tl.debug_barrier()  # all threads' partials are written before the release below
-        arrived = tl.atomic_add(arrivals_ptr + pid_n, 1, sem="acq_rel")
-        if arrived == num_splits - 1:
-            total = tl.zeros((BN, BM), tl.float32)
-            for s in range(0, num_splits):
-                total += tl.load(partial_ptr + s * M * N + p_offs, mask=y_mask, other=0.0,
-                                 cache_modifier=".cg")
-            tl.store(y_ptr + y_offs, total.to(y_ptr.dtype.element_ty), mask=y_mask)
-            tl.atomic_xchg(arrivals_ptr + pid_n, 0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -451,226 +302,35 @@ def _fma_configs() -> list[triton.Config]:
                                      (128, 64, 16, 4, 3))]
 
 
-def _sgemm_configs() -> list[triton.Config]:
-    """Gluon SGEMM tiles (BM, BN, BK, stages, warps along M and N, register cap). A thread holds
-    64 accumulators (32 in the 64x64 tile, 16 in the 32-row tiles). Capping 8-warp tiles at 128
-    registers lets two blocks share an SM; 4-warp tiles fit two or more without a cap. At large
-    sizes 64x128x16 (4 warps, 4 stages) and 128x128x16 (8 warps, capped) lead; 64x64 is for sizes
-    with too few larger tiles to fill the SMs, and the 32-row tiles (two or four warps, K slices
-    of 32) for those where even 64x64 tiles leave SMs idle: 512^2 outputs are 64 of them on 132
-    SMs, 256 tiles of 32x32. `_prune_sgemm` offers each size one group. Stage counts stay powers
-    of two: the slot index is i % STAGES, a mask then, a multiply-high otherwise."""
-    return [triton.Config({"BM": bm, "BN": bn, "BK": bk, "GROUP_M": 8, "STAGES": st, "WARPS_M": wm, "WARPS_N": wn},
-                          num_warps=wm * wn, num_stages=st, maxnreg=reg)
-            for bm, bn, bk, st, wm, wn, reg in ((64, 128, 16, 4, 2, 2, None), (128, 128, 16, 4, 4, 2, 128),
-                                                (128, 128, 8, 4, 4, 2, 128),
-                                                (128, 64, 16, 4, 4, 1, None), (64, 64, 16, 4, 2, 2, None),
-                                                (32, 64, 32, 4, 2, 2, None), (32, 32, 32, 4, 2, 1, None))]
-
-
-def _prune_sgemm(configs, named_args, **kwargs):
-    """Tiles smaller than 64x64 where 64x64 tiles leave SMs idle, the others elsewhere (64x64
-    is in both groups)."""
-    M, N = named_args["M"], named_args["N"]
-    small = triton.cdiv(M, 64) * triton.cdiv(N, 64) < _num_sms(named_args["c_ptr"].device)
-    group = [c for c in configs if (c.kwargs["BM"] * c.kwargs["BN"] <= 64 * 64) == small
-             or c.kwargs["BM"] * c.kwargs["BN"] == 64 * 64]
-    return _pruner(None)(group, named_args, **kwargs)
-
-
-def _skinny_configs() -> list[triton.Config]:
-    """Per bucket of x rows (BM = 16, 64, 128, 256), each tile with as many stages as shared
-    memory holds (bytes in flight keep HBM busy).
-
-    Up to 64 rows: a 64-row weight band with long K steps or a 128-row band with shorter ones,
-    the weight read by TMA or by cp.async (no descriptor to build per program), and a shallow
-    64-row band that lets two programs share an SM; x arrives by pointer loads.
-
-    128 and 256 rows: x is as large as the weight band or larger, and every band re-reads it
-    from L2, so both arrive by TMA, in 64-wide K steps (longer ones fit too few stages beside
-    x): a 64-row band (the most programs, no split needed at 8192 rows), a 128-row band, and
-    for 128 rows of x a 256-row band (x re-read least; 8 warps hold its 256x128 accumulator).
-    Without TMA these buckets fall back to one pointer-loaded 128-row band."""
-    configs = []
-    budget = 200 * 1024
-    for bm in (16, 64):
-        for bn, bk, room, loads in ((64, 256, budget, (True, False)), (128, 128, budget, (True, False)),
-                                    (64, 128, 100 * 1024, (True,))):
-            stages = min(6, room // ((bn + bm) * bk * 2))
-            configs += [triton.Config({"BM": bm, "BN": bn, "BK": bk, "USE_TMA": tma}, num_warps=4, num_stages=stages)
-                        for tma in loads]
-    for bm, tiles in ((128, ((64, 4), (128, 8), (256, 8))), (256, ((64, 4), (128, 8)))):
-        for bn, warps in tiles:
-            configs.append(triton.Config({"BM": bm, "BN": bn, "BK": 64, "USE_TMA": True, "X_TMA": True},
-                                         num_warps=warps, num_stages=min(6, budget // ((bn + bm) * 64 * 2))))
-        configs.append(triton.Config({"BM": bm, "BN": 128, "BK": 64, "USE_TMA": False, "X_TMA": False},
-                                     num_warps=8, num_stages=min(6, budget // ((128 + bm) * 64 * 2))))
-    return configs
-
-
-def _fits(config, M, N) -> bool:
-    # A tile much larger than the problem only computes padding.
-    return config.kwargs["BM"] <= max(64, M) and config.kwargs["BN"] <= max(64, 2 * N)
-
-
-def _pruner(k_slice_bytes: int | None):
-    """Early pruning: keep the candidates made for this operand size (a fixed K-slice width in
-    bytes; None: the set serves one size) that fit the problem, else the smallest."""
-    def prune(configs, named_args, **kwargs):
-        mine = configs
-        if k_slice_bytes is not None:
-            esize = named_args["a_ptr"].element_size()
-            mine = [c for c in configs if c.kwargs["BK"] * esize == k_slice_bytes]
-            if esize == 4 and not kwargs.get("B_KMAJOR", True):
-                # Triton 3.6 cannot warp-specialize a tf32 MMA whose B must be transposed on the way.
-                mine = [c for c in mine if not c.kwargs.get("WARP_SPECIALIZE")]
-        fitting = [c for c in mine if _fits(c, named_args["M"], named_args["N"])]
-        return fitting or mine[-1:]
-    return prune
-
-
 def _prune_tma(configs, named_args, **kwargs):
     """The persistent kernel's candidates for this operand size and problem, each with the
     problem's tail split."""
     return [_with_tail_split(c, named_args["M"], named_args["N"], named_args["K"], kwargs["NUM_SMS"])
-            for c in _pruner(128)(configs, named_args, **kwargs)]
-
-
-def _prune_skinny(configs, named_args, **kwargs):
-    """The bucket's tiles this GPU and these operands can load: TMA needs Hopper and describable
-    rows (of w; of x too where x comes by TMA). The wide buckets keep their pointer-loaded
-    fallback only where their TMA tiles cannot run."""
-    bm = _skinny_bm(named_args["M"])
-    w, x = named_args["w_ptr"], named_args["x_ptr"]
-    tma = _has_tma(w.device) and _tma_describable(w, 1)
-    x_tma = tma and _tma_describable(x, 1)
-    mine = [c for c in configs if c.kwargs["BM"] == bm]
-    runnable = [c for c in mine if (tma or not c.kwargs["USE_TMA"]) and (x_tma or not c.kwargs.get("X_TMA"))]
-    if any(c.kwargs.get("X_TMA") for c in runnable):
-        runnable = [c for c in runnable if c.kwargs.get("X_TMA")]
-    return runnable
-
-
-def _autotune_bench(kernel_call, quantiles):
-    """Short timing per candidate (the sweep times the winner properly). A candidate this GPU or
-    Triton build fails to compile ranks last instead of aborting the run; if all fail, the final
-    launch raises the real error."""
-    try:
-        return device_time_ms(kernel_call, quantiles)  # device time, not launch time (kernels.tuning)
-    except Exception:  # noqa: BLE001 - a compiler rejection of one candidate
-        return [float("inf")] * len(quantiles)
+            for c in pruner(128)(configs, named_args, **kwargs)]
 
 
 _TMA_CONFIGS = _tma_configs()
 _LARGEST_TMA_TILE = max(c.kwargs["BM"] * c.kwargs["BN"] for c in _TMA_CONFIGS)  # outputs of one tile
 _gemm_tma_tuned = triton.autotune(
     _TMA_CONFIGS, key=["M", "N", "K", "B_KMAJOR", "PRECISION"],
-    prune_configs_by={"early_config_prune": _prune_tma}, do_bench=_autotune_bench)(_gemm_tma_kernel)
+    prune_configs_by={"early_config_prune": _prune_tma}, do_bench=autotune_bench)(_gemm_tma_kernel)
 _gemm_pointer_tuned = triton.autotune(
     _pointer_configs(), key=["M", "N", "K", "stride_ak", "stride_bk", "PRECISION"],
-    prune_configs_by={"early_config_prune": _pruner(64)}, do_bench=_autotune_bench)(_gemm_kernel)
+    prune_configs_by={"early_config_prune": pruner(64)}, do_bench=autotune_bench)(_gemm_kernel)
 _gemm_fma_tuned = triton.autotune(
     _fma_configs(), key=["M", "N", "K", "stride_ak", "stride_bk"],
-    prune_configs_by={"early_config_prune": _pruner(None)}, do_bench=_autotune_bench)(_gemm_kernel)
-_sgemm_tuned = triton.autotune(
-    _sgemm_configs(), key=["M", "N", "K"],
-    prune_configs_by={"early_config_prune": _prune_sgemm}, do_bench=_autotune_bench)(_sgemm_kernel)
-_SKINNY_CONFIGS = _skinny_configs()
-_skinny_tuned = triton.autotune(
-    _SKINNY_CONFIGS, key=["M", "N", "K"],
-    prune_configs_by={"early_config_prune": _prune_skinny}, do_bench=_autotune_bench)(_skinny_kernel)
+    prune_configs_by={"early_config_prune": pruner(None)}, do_bench=autotune_bench)(_gemm_kernel)
 
-# Without a GPU (Triton's interpreter) there is nothing to tune: small fixed configs, and a
-# notional 8 "SMs" so the persistent loop and split-K take their multi-tile paths on tiny shapes.
+# Without a GPU (Triton's interpreter) there is nothing to tune: small fixed configs, planned for
+# `device.num_sms`'s notional 8 SMs, so the persistent loop and split-K take their multi-tile paths.
 _INTERPRET_CONFIG = triton.Config({"BM": 32, "BN": 16, "BK": 16, "GROUP_M": 2}, num_warps=4, num_stages=2)
 _INTERPRET_TMA_CONFIG = triton.Config({"BM": 32, "BN": 32, "BK": 16, "GROUP_M": 2, "EPILOGUE_SPLIT": 2,
                                        "WARP_SPECIALIZE": False}, num_warps=4, num_stages=2)
-_INTERPRET_SKINNY_CONFIG = triton.Config({"BN": 16, "BK": 16, "USE_TMA": False}, num_warps=4, num_stages=2)
-_INTERPRET_SMS = 8
 
 
 # ----------------------------------------------------------------------------------------------
 # Launchers
 # ----------------------------------------------------------------------------------------------
-
-def chosen_config(op: str, M: int, N: int, K: int, dtype: torch.dtype, precision: str | None = None) -> dict | None:
-    """What the last launch of `op` ("matmul", "matmul_fp8", "linear") on this shape and input
-    dtype ran, as a JSON-ready dict: kernel, tile sizes, warps, stages, grid, whether the
-    configuration was tuned in this process or taken from the tuning store, and, when it was
-    tuned here, each candidate's time in ms. `precision` ("ieee"/"tf32") matters only for float32
-    inputs."""
-    return chosen("gemm", _record_key(op, M, N, K, dtype, precision))
-
-
-def _record_key(op, M, N, K, dtype, precision):
-    return (op, M, N, K, str(dtype), precision if dtype == torch.float32 else None)
-
-
-def _record(key, kernel_name, run, grid, **extra):
-    """Keep what a launch ran: `run` is kernels.tuning.launch_autotuned's answer (or a fixed
-    configuration's stand-in)."""
-    if not run.get("fresh", True):
-        return  # recorded when this problem's configuration was decided
-    config = run["config"]
-    entry = {"kernel": kernel_name, **config.kwargs, "num_warps": config.num_warps,
-             "num_stages": config.num_stages, "grid": list(grid), "tuning": run["source"],
-             "tuned_at": {"M": key[1], "N": key[2], "K": key[3], "dtype": key[4]}, **extra}
-    if getattr(config, "maxnreg", None):
-        entry["maxnreg"] = config.maxnreg
-    if run.get("timings"):
-        # None marks a candidate that did not compile here (JSON has no infinity).
-        entry["autotune_ms"] = {_config_label(c): (float(t[0]) if math.isfinite(t[0]) else None)
-                                for c, t in run["timings"].items()}
-    record_choice("gemm", key, entry)
-
-
-def _fixed(config: triton.Config) -> dict:
-    return {"config": config, "source": "fixed", "timings": None}
-
-
-def _config_label(c: triton.Config) -> str:
-    k = c.kwargs
-    label = f"{k['BM']}x{k['BN']}x{k['BK']} w{c.num_warps} s{c.num_stages}"
-    if k.get("WARP_SPECIALIZE"):
-        label += " ws"
-    if k.get("EPILOGUE_SPLIT", 1) > 1:
-        label += f" epi/{k['EPILOGUE_SPLIT']}"
-    if k.get("TAIL"):
-        label += " tail"
-    if c.maxnreg:
-        label += f" r{c.maxnreg}"
-    if "USE_TMA" in k:
-        label += (" tma+x" if k.get("X_TMA") else " tma") if k["USE_TMA"] else " cp.async"
-    return label
-
-
-def _num_sms(device: torch.device) -> int:
-    if device.type != "cuda":
-        return _INTERPRET_SMS
-    return cuda_properties(device).multi_processor_count
-
-
-def _capability(device: torch.device) -> tuple[int, int] | None:
-    return torch.cuda.get_device_capability(device) if device.type == "cuda" else None
-
-
-def _has_tma(device: torch.device) -> bool:
-    cc = _capability(device)
-    return cc is not None and cc >= (9, 0) and hasattr(tl, "make_tensor_descriptor")
-
-
-def _scratch_alloc(size: int, alignment: int, stream):
-    # Global memory for the TMA descriptors the kernels build on the device (Triton asks per launch).
-    return torch.empty(size, device="cuda", dtype=torch.int8)
-
-
-def _tma_describable(t: torch.Tensor, contiguous_dim: int) -> bool:
-    """A TMA descriptor needs a 16-byte aligned base, unit stride along the contiguous dim and
-    16-byte aligned strides otherwise."""
-    other = 1 - contiguous_dim
-    return (t.stride(contiguous_dim) == 1 and (t.stride(other) * t.element_size()) % 16 == 0
-            and t.data_ptr() % 16 == 0)
-
 
 def _b_kmajor(b: torch.Tensor) -> bool:
     return b.stride(0) == 1 and b.stride(1) != 1
@@ -681,10 +341,10 @@ def _launch_tma(key, a, b, out, precision, scale_a, scale_b):
     N = b.shape[1]
     kmajor = _b_kmajor(b)
     on_gpu = a.is_cuda
-    num_sms = _num_sms(a.device)
+    num_sms = gpu.num_sms(a.device)
     tuner = _gemm_tma_tuned if on_gpu else None
     if on_gpu:
-        triton.set_allocator(_scratch_alloc)
+        triton.set_allocator(gpu.scratch_alloc)
     grids, splits = [], []
 
     def grid(meta):
@@ -696,7 +356,7 @@ def _launch_tma(key, a, b, out, precision, scale_a, scale_b):
 
     # Workspace for the tail's partial sums: at most one share per program, of the largest tile.
     largest = _LARGEST_TMA_TILE if on_gpu else _INTERPRET_TMA_CONFIG.kwargs["BM"] * _INTERPRET_TMA_CONFIG.kwargs["BN"]
-    partials, arrivals = _split_workspace(a.device, num_sms * largest, num_sms)
+    partials, arrivals = split_workspace(a.device, num_sms * largest, num_sms)
     args = (a, b, out, scale_a if scale_a is not None else out, scale_b if scale_b is not None else out,
             partials, arrivals, M, N, K, a.stride(0), b.stride(1) if kmajor else b.stride(0), out.stride(0))
     meta = dict(B_KMAJOR=kmajor, PRECISION=precision, HAS_SCALES=scale_a is not None, NUM_SMS=num_sms)
@@ -707,8 +367,8 @@ def _launch_tma(key, a, b, out, precision, scale_a, scale_b):
     else:
         config = _with_tail_split(_INTERPRET_TMA_CONFIG, M, N, K, num_sms)
         _gemm_tma_kernel[grid](*args, **meta, **config.all_kwargs())
-        run = _fixed(config)
-    _record(key, "gemm_tma_persistent", run, grids[-1], b_kmajor=kmajor, tail_split=splits[-1])
+        run = fixed(config)
+    record(key, "gemm_tma_persistent", run, grids[-1], b_kmajor=kmajor, tail_split=splits[-1])
     return out
 
 
@@ -732,33 +392,8 @@ def _launch_pointer(key, a, b, out, precision, scale_a, scale_b, fma: bool):
                                         str(out.dtype), scale_a is not None))
     else:
         _gemm_kernel[grid](*args, **meta, **_INTERPRET_CONFIG.all_kwargs())
-        run = _fixed(_INTERPRET_CONFIG)
-    _record(key, "gemm_fma" if fma else "gemm_pointer", run, grids[-1])
-    return out
-
-
-def _sgemm_runs_here(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """The Gluon SGEMM needs cp.async (Ampere and newer), a GPU (Gluon has no interpreter), a
-    row-major A to transpose and unit stride along B's rows."""
-    cc = _capability(a.device)
-    return cc is not None and cc >= (8, 0) and a.stride(1) == 1 and b.stride(1) == 1
-
-
-def _launch_sgemm(key, a, b, out):
-    """IEEE fp32 on CUDA cores: A is transposed once (2*M*K*4 bytes of traffic, ~0.5% of the
-    time of an 8192^3 GEMM), then the tuned Gluon kernel. Both are inside the timed call."""
-    M, K = a.shape
-    N = b.shape[1]
-    at = _transposed(a)
-    grids = []
-
-    def grid(meta):
-        grids.append((triton.cdiv(M, meta["BM"]) * triton.cdiv(N, meta["BN"]),))
-        return grids[-1]
-
-    run = launch_autotuned("sgemm", _sgemm_tuned, grid, at, b, out, M, N, K, at.stride(0), b.stride(0),
-                           out.stride(0), problem=(M, N, K))
-    _record(key, "sgemm_gluon", run, grids[-1], a_transposed_first=True)
+        run = fixed(_INTERPRET_CONFIG)
+    record(key, "gemm_fma" if fma else "gemm_pointer", run, grids[-1])
     return out
 
 
@@ -809,17 +444,17 @@ def _gemm(op: str, a, b, out, precision: str, scale_a=None, scale_b=None):
     N = b.shape[1]
     if 0 in (M, N, K):  # nothing to launch (and no descriptor of an empty tensor)
         return out.zero_()
-    key = _record_key(op, M, N, K, a.dtype, precision)
+    key = record_key(op, M, N, K, a.dtype, precision)
     # tl.dot's input precision matters only for fp32 operands; one value for the rest keeps a
     # single compiled variant.
     dot_precision = precision if a.dtype == torch.float32 else "tf32"
     if a.dtype == torch.float32 and precision == "ieee":
-        if _sgemm_runs_here(a, b):
-            return _launch_sgemm(key, a, b, out)
+        if sgemm.runs_here(a, b):
+            return sgemm.launch(key, _transposed(a), b, out)
         return _launch_pointer(key, a, b, out, "ieee", None, None, fma=True)
     kmajor = _b_kmajor(b)
-    if (_has_tma(a.device) and _tma_describable(a, 1) and _tma_describable(b, 0 if kmajor else 1)
-            and _tma_describable(out, 1)):
+    if (gpu.has_tma(a.device) and gpu.tma_describable(a, 1) and gpu.tma_describable(b, 0 if kmajor else 1)
+            and gpu.tma_describable(out, 1)):
         if a.dtype == torch.float32 and not kmajor:
             return _launch_tma_tf32_rowmajor_b(key, a, b, out)
         return _launch_tma(key, a, b, out, dot_precision, scale_a, scale_b)
@@ -853,7 +488,7 @@ def matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None, *,
     dtype, accumulated in fp32. For float32, `precision` picks IEEE fp32 on CUDA cores ("ieee")
     or tf32 tensor cores ("tf32"). Any strides work; a row-major a, a row- or column-major b and
     16-byte aligned rows take the TMA path on Hopper and newer. One stream at a time (the TMA
-    path's split-K workspace is shared; see `_split_workspace`)."""
+    path's split-K workspace is shared; see `split_workspace`)."""
     _check_operands(a, b, 0, (torch.float32, torch.float16, torch.bfloat16), "matmul")
     if precision not in ("ieee", "tf32"):
         raise ValueError(f"precision must be 'ieee' or 'tf32', got {precision!r}")
@@ -870,7 +505,7 @@ def matmul_fp8(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b:
     promotion (torch's use_fast_accum=True). Needs Hopper or newer; raises Unsupported on
     older GPUs."""
     _check_operands(a, b, 0, (torch.float8_e4m3fn,), "matmul_fp8")
-    cc = _capability(a.device)
+    cc = gpu.capability(a.device)
     if cc is not None and cc < (9, 0):
         raise Unsupported(f"fp8 GEMM needs Hopper (compute capability 9.0) or newer; this GPU is {cc[0]}.{cc[1]}")
     for name, s in (("scale_a", scale_a), ("scale_b", scale_b)):
@@ -882,92 +517,9 @@ def matmul_fp8(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b:
     return _gemm("matmul_fp8", a, b, out, "tf32", scale_a, scale_b)
 
 
-# Rows of x up to which `linear` streams the weight with the skinny kernel. Beyond, the GEMM is
-# compute-bound enough for the tiled kernels: an H200 does ~790 TFLOP/s over ~4.3 TB/s, ~180
-# FLOP per byte, and x @ w.T does M FLOP per byte of a 16-bit weight. At 256 rows (~250 FLOP
-# per byte, both limits near) the skinny kernel still wins on an 8192-row weight: the tiled
-# kernel's 128x256 tiles there are 64, half the SMs, and its 128x128 tiles read both operands
-# twice as often.
-SKINNY_MAX_M = 256
-_MAX_SPLIT = 16
-
-
-def _skinny_bm(M: int) -> int:
-    return 16 if M <= 16 else 64 if M <= 64 else 128 if M <= 128 else 256
-
-
-def _skinny_splits(N: int, K: int, BN: int, BK: int, num_sms: int) -> int:
-    """Split K only when the weight bands alone would leave SMs idle: about one program per SM,
-    each split keeping at least two K blocks."""
-    bands = triton.cdiv(N, BN)
-    if bands >= num_sms:
-        return 1
-    return max(1, min(_MAX_SPLIT, round(num_sms / bands), triton.cdiv(K, BK) // 2))
-
-
-_WORKSPACE: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
-_OUTGROWN: list[torch.Tensor] = []  # replaced workspaces, kept: captured CUDA graphs may still use them
-
-
-def _split_workspace(device: torch.device, partials: int, bands: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """fp32 partial sums and arrival counters for split-K (the skinny kernel's bands, the
-    persistent kernel's tail tiles), grown on demand and kept: the counters start at zero and
-    the last split of each band or tile re-arms its own, so there is no memset per call. One
-    stream at a time: `linear` and `matmul` calls running concurrently on several streams would
-    share the counters."""
-    p, c = _WORKSPACE.get(device, (None, None))
-    if p is None or p.numel() < partials:
-        _OUTGROWN.extend([p] if p is not None else [])
-        p = torch.empty(max(partials, 1), device=device, dtype=torch.float32)
-    if c is None or c.numel() < bands:
-        _OUTGROWN.extend([c] if c is not None else [])
-        c = torch.zeros(max(bands, 1), device=device, dtype=torch.int32)
-    _WORKSPACE[device] = (p, c)
-    return p, c
-
-
-@functools.lru_cache(maxsize=None)
-def _skinny_plan(M: int, N: int, K: int, on_gpu: bool, num_sms: int) -> tuple[int, int, int]:
-    """(BM, partial sums and arrival counters the split-K workspace needs for any candidate): a
-    pure function of the shape, worked out once per shape instead of on every call."""
-    bm = _skinny_bm(M)
-    candidates = [c for c in _SKINNY_CONFIGS if c.kwargs["BM"] == bm] if on_gpu else [_INTERPRET_SKINNY_CONFIG]
-    max_split = max(_skinny_splits(N, K, c.kwargs["BN"], c.kwargs["BK"], num_sms) for c in candidates)
-    return bm, max_split * M * N if max_split > 1 else 0, triton.cdiv(N, min(c.kwargs["BN"] for c in candidates))
-
-
-def _linear_skinny(x, w, out):
-    M, K = x.shape
-    N = w.shape[0]
-    on_gpu = x.is_cuda
-    num_sms = _num_sms(x.device)
-    bm, partial_count, bands = _skinny_plan(M, N, K, on_gpu, num_sms)
-    partials, arrivals = _split_workspace(x.device, partial_count, bands)
-    if _has_tma(x.device):
-        triton.set_allocator(_scratch_alloc)
-    tuner = _skinny_tuned if on_gpu else None
-    grids = []
-
-    def grid(meta):
-        grids.append((triton.cdiv(N, meta["BN"]), _skinny_splits(N, K, meta["BN"], meta["BK"], num_sms)))
-        return grids[-1]
-
-    args = (x, w, out, partials, arrivals, M, N, K, x.stride(0), w.stride(0), out.stride(0))
-    if tuner is not None:
-        run = launch_autotuned("skinny", tuner, grid, *args, problem=(M, N, K, str(x.dtype)))
-    else:
-        fixed = triton.Config({**_INTERPRET_SKINNY_CONFIG.kwargs, "BM": bm},
-                              num_warps=_INTERPRET_SKINNY_CONFIG.num_warps,
-                              num_stages=_INTERPRET_SKINNY_CONFIG.num_stages)
-        launch(_skinny_kernel, grid, *args, **fixed.all_kwargs())
-        run = _fixed(fixed)
-    _record(_record_key("linear", M, N, K, x.dtype, None), "skinny", run, grids[-1], split_k=grids[-1][1])
-    return out
-
-
 def linear(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """y = x @ w.T for x [M, K] and w [N, K] (nn.Linear's layout), float16 or bfloat16, fp32
-    accumulation. Up to SKINNY_MAX_M rows the weight is streamed once by the skinny kernel
+    accumulation. Up to skinny.SKINNY_MAX_M rows the weight is streamed once by the skinny kernel
     (decode-shaped, memory-bound); more rows go to the tiled GEMM with w.T as a column-major B.
     One stream at a time, as `matmul`."""
     _check_operands(x, w, 1, (torch.float16, torch.bfloat16), "linear")
@@ -978,6 +530,6 @@ def linear(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor | None = None) ->
     out = _check_out(out, M, N, x.dtype, x.device)
     if 0 in (M, N, K):
         return out.zero_()
-    if M <= SKINNY_MAX_M:
-        return _linear_skinny(x, w, out)
+    if M <= skinny.SKINNY_MAX_M:
+        return skinny.linear(x, w, out)
     return _gemm("linear", x, w.t(), out, "tf32")

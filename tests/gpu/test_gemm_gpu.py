@@ -14,6 +14,7 @@ import torch
 
 from gpu_helpers import after_tuning, checked
 from kernels import gemm as kg
+from kernels import skinny as ks
 from suite import verify
 from suite.dtypes import DTYPES
 from suite.workloads import all_workloads
@@ -152,7 +153,7 @@ def test_linear_decode_shapes(M):
     show(f"linear M={M} w=8192x8192", config)
     assert err < DTYPES["bf16"].tolerance
     assert not out.isnan().any()
-    expected = "skinny" if M <= kg.SKINNY_MAX_M else ("gemm_tma" if hopper() else "gemm_")
+    expected = "skinny" if M <= ks.SKINNY_MAX_M else ("gemm_tma" if hopper() else "gemm_")
     assert config["kernel"].startswith(expected)
 
 

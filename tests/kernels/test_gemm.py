@@ -21,7 +21,11 @@ from hypothesis import strategies as st
 from triton.backends.compiler import GPUTarget
 
 from conftest import INTERPRETING, interpreter_bf16_broken
+from kernels import device as gpu
 from kernels import gemm as kg
+from kernels import gemm_tuning as gt
+from kernels import sgemm as ksg
+from kernels import skinny as ks
 from kernels import tuning as kt
 from suite import verify
 from suite.dtypes import DTYPES
@@ -80,13 +84,13 @@ def test_missing_k_block_fails_tolerance(device):
 def test_tma_persistent_path(dtype, kmajor, device):
     # The Hopper kernel's logic (descriptors, persistent tile walk over more tiles than
     # programs, split epilogue, K-major B), run through the interpreter or a Hopper GPU.
-    if device == "cuda" and not kg._has_tma(torch.device(device)):
+    if device == "cuda" and not gpu.has_tma(torch.device(device)):
         pytest.skip("needs a Hopper-class GPU")
     M, N, K = 100, 72, 48  # aligned rows (TMA), ragged against the 32x32 tiles
     a = signed((M, K), 7, device, TORCH[dtype])
     b = signed((N, K), 8, device, TORCH[dtype]).t() if kmajor else signed((K, N), 8, device, TORCH[dtype])
     out = poisoned(M, N, TORCH[dtype], device)
-    key = kg._record_key("test", M, N, K, a.dtype, "tf32")
+    key = gt.record_key("test", M, N, K, a.dtype, "tf32")
     kg._launch_tma(key, a, b, out, "tf32", None, None)
     assert rel_err(out, a.double() @ b.double()) < DTYPES["tf32" if dtype == "fp32" else dtype].tolerance
     entry = kt.chosen("gemm", key)
@@ -103,16 +107,16 @@ def test_tma_tail_tiles_split_along_k(M, N, tail, split, device):
         pytest.skip("the shares depend on the SM count: the GPU's own shapes are in tests/gpu")
     K = 256
     a, b = signed((M, K), 40, device, torch.float16), signed((K, N), 41, device, torch.float16)
-    key = kg._record_key("test", M, N, K, a.dtype, "tf32")
+    key = gt.record_key("test", M, N, K, a.dtype, "tf32")
     for _ in range(2):
         out = poisoned(M, N, torch.float16, device)
-        if a.device in kg._WORKSPACE:
-            kg._WORKSPACE[a.device][0].fill_(math.nan)
+        if a.device in gt._WORKSPACE:
+            gt._WORKSPACE[a.device][0].fill_(math.nan)
         kg._launch_tma(key, a, b, out, "tf32", None, None)
         assert rel_err(out, a.double() @ b.double()) < DTYPES["fp16"].tolerance
     assert kt.chosen("gemm", key)["tail_split"] == split
-    assert int(kg._WORKSPACE[a.device][0].isfinite().sum()) == tail * split * 32 * 32
-    assert not kg._WORKSPACE[a.device][1].any()
+    assert int(gt._WORKSPACE[a.device][0].isfinite().sum()) == tail * split * 32 * 32
+    assert not gt._WORKSPACE[a.device][1].any()
 
 
 def test_tail_split_fills_the_last_wave():
@@ -130,12 +134,12 @@ def test_transpose_kernel(device):
 
 
 def test_tf32_row_major_b_transposed_first(device):
-    if device == "cuda" and not kg._has_tma(torch.device(device)):
+    if device == "cuda" and not gpu.has_tma(torch.device(device)):
         pytest.skip("needs a Hopper-class GPU")
     M, N, K = 64, 40, 36
     a, b = signed((M, K), 10, device), signed((K, N), 11, device)
     out = poisoned(M, N, torch.float32, device)
-    key = kg._record_key("matmul", M, N, K, torch.float32, "tf32")
+    key = gt.record_key("matmul", M, N, K, torch.float32, "tf32")
     kg._launch_tma_tf32_rowmajor_b(key, a, b, out)
     assert rel_err(out, a.double() @ b.double()) < DTYPES["tf32"].tolerance
     assert "b_transposed_first" in kg.chosen_config("matmul", M, N, K, torch.float32, "tf32")
@@ -151,9 +155,9 @@ def test_matmul_fp8(path, device):
     sa, sb = torch.tensor(0.75, device=device), torch.tensor(1.5, device=device)
     out = poisoned(M, N, torch.bfloat16, device)
     if path == "tma":
-        if device == "cuda" and not kg._has_tma(torch.device(device)):
+        if device == "cuda" and not gpu.has_tma(torch.device(device)):
             pytest.skip("needs a Hopper-class GPU")
-        kg._launch_tma(kg._record_key("test", M, N, K, a.dtype, None), a, w.t(), out, "tf32", sa, sb)
+        kg._launch_tma(gt.record_key("test", M, N, K, a.dtype, None), a, w.t(), out, "tf32", sa, sb)
     else:
         kg.matmul_fp8(a, w.t(), sa, sb, out)
     ref = (a.double() @ w.double().t()) * (0.75 * 1.5)
@@ -201,8 +205,8 @@ def test_linear_few_rows(M, device):
 
 @pytest.mark.skipif(not INTERPRETING, reason="on a GPU the autotuner tries TMA and cp.async loads itself")
 def test_linear_tma_weight_loads(monkeypatch):
-    tma_config = triton.Config({**kg._INTERPRET_SKINNY_CONFIG.kwargs, "USE_TMA": True}, num_warps=4, num_stages=2)
-    monkeypatch.setattr(kg, "_INTERPRET_SKINNY_CONFIG", tma_config)
+    tma_config = triton.Config({**ks._INTERPRET_SKINNY_CONFIG.kwargs, "USE_TMA": True}, num_warps=4, num_stages=2)
+    monkeypatch.setattr(ks, "_INTERPRET_SKINNY_CONFIG", tma_config)
     M, N, K = 3, 40, 104  # rows of 104 halves: 16-byte aligned, a TMA descriptor can describe them
     x, w = signed((M, K), 32, "cpu", torch.float16), signed((N, K), 33, "cpu", torch.float16)
     out = poisoned(M, N, torch.float16, "cpu")
@@ -212,16 +216,16 @@ def test_linear_tma_weight_loads(monkeypatch):
 
 
 def _labels(configs):
-    return sorted(kg._config_label(c) for c in configs)
+    return sorted(gt.config_label(c) for c in configs)
 
 
 def test_sgemm_sizes_that_leave_sms_idle_take_the_small_tiles(monkeypatch):
-    monkeypatch.setattr(kg, "_num_sms", lambda device: 132)
+    monkeypatch.setattr(gpu, "num_sms", lambda device: 132)
     c = torch.empty(1)
 
     def pruned(n):
         return [(cfg.kwargs["BM"], cfg.kwargs["BN"])
-                for cfg in kg._prune_sgemm(kg._sgemm_configs(), {"M": n, "N": n, "c_ptr": c})]
+                for cfg in ksg._prune_sgemm(ksg._sgemm_configs(), {"M": n, "N": n, "c_ptr": c})]
 
     assert set(pruned(512)) == {(64, 64), (32, 64), (32, 32)}  # 64 tiles of 64x64 on 132 SMs
     assert (32, 32) not in pruned(1024) and (64, 128) in pruned(1024)  # 256 tiles: the large ones
@@ -231,14 +235,14 @@ def test_wide_skinny_buckets_load_x_by_tma_where_they_can(monkeypatch):
     M, N, K = 200, 8192, 8192
     x, w = torch.empty((M, K), dtype=torch.float16), torch.empty((N, K), dtype=torch.float16)
     args = {"M": M, "x_ptr": x, "w_ptr": w}
-    monkeypatch.setattr(kg, "_has_tma", lambda device: True)
-    tma = kg._prune_skinny(kg._SKINNY_CONFIGS, args)
+    monkeypatch.setattr(gpu, "has_tma", lambda device: True)
+    tma = ks._prune_skinny(ks._SKINNY_CONFIGS, args)
     assert tma and all(c.kwargs["BM"] == 256 and c.kwargs["X_TMA"] for c in tma)
     unaligned = {**args, "x_ptr": torch.empty((M, K + 1), dtype=torch.float16)[:, :K]}  # rows not 16-byte aligned
-    fallback = kg._prune_skinny(kg._SKINNY_CONFIGS, unaligned)
+    fallback = ks._prune_skinny(ks._SKINNY_CONFIGS, unaligned)
     assert fallback and not any(c.kwargs.get("X_TMA") for c in fallback)
-    monkeypatch.setattr(kg, "_has_tma", lambda device: False)
-    assert _labels(kg._prune_skinny(kg._SKINNY_CONFIGS, args)) == _labels(fallback)
+    monkeypatch.setattr(gpu, "has_tma", lambda device: False)
+    assert _labels(ks._prune_skinny(ks._SKINNY_CONFIGS, args)) == _labels(fallback)
     assert all(not c.kwargs["USE_TMA"] for c in fallback)
 
 
@@ -250,11 +254,11 @@ def test_linear_split_k_counters_rearm(device):
         out = poisoned(M, N, torch.float16, device)
         kg.linear(x, w, out)
         assert rel_err(out, x.double() @ w.double().t()) < DTYPES["fp16"].tolerance
-    assert not kg._WORKSPACE[x.device][1].any()
+    assert not gt._WORKSPACE[x.device][1].any()
 
 
 def test_linear_many_rows_takes_the_tiled_gemm(device):
-    M, N, K = kg.SKINNY_MAX_M + 3, 24, 40
+    M, N, K = ks.SKINNY_MAX_M + 3, 24, 40
     x, w = signed((M, K), 22, device, torch.float16), signed((N, K), 23, device, torch.float16)
     out = kg.linear(x, w)
     assert rel_err(out, x.double() @ w.double().t()) < DTYPES["fp16"].tolerance
@@ -467,7 +471,7 @@ def _skinny_sass(config: triton.Config) -> str:
     signature.update({"partial_ptr": "*fp32", "arrivals_ptr": "*i32"})
     signature.update({name: "i32" for name in ("M", "N", "K", "stride_xm", "stride_wn", "stride_ym")})
     signature.update({name: "constexpr" for name in config.kwargs})
-    source = ASTSource(fn=kg._skinny_kernel, signature=signature, constexprs=dict(config.kwargs),
+    source = ASTSource(fn=ks._skinny_kernel, signature=signature, constexprs=dict(config.kwargs),
                        attrs={(i,): [["tt.divisibility", 16]] for i in (0, 1, 2, 3, 4, 7, 8, 9, 10)})
     return _disassembled(triton.compile(source, target=GPUTarget("cuda", 90, 32),
                                         options={"num_warps": config.num_warps, "num_stages": config.num_stages}))
@@ -481,7 +485,7 @@ def _sgemm_sass(config: triton.Config) -> str:
     signature = {name: "*fp32" for name in ("at_ptr", "b_ptr", "c_ptr")}
     signature.update({name: "i32" for name in ("M", "N", "K", "ld_at", "ld_b", "ld_c")})
     signature.update({name: "constexpr" for name in config.kwargs})
-    source = GluonASTSource(fn=kg._sgemm_kernel, signature=signature, constexprs=dict(config.kwargs),
+    source = GluonASTSource(fn=ksg._sgemm_kernel, signature=signature, constexprs=dict(config.kwargs),
                             attrs={(i,): [["tt.divisibility", 16]] for i in range(9)})
     options = {"num_warps": config.num_warps, "num_stages": config.num_stages}
     if config.maxnreg:
@@ -511,11 +515,12 @@ def _main_loop(sass: str, marker: str = "FFMA") -> list[str]:
 # The child prints {tile label: SASS, or the first line of why it could not compile} as JSON.
 _SASS_CHILD = """
 import json
-from kernels import gemm as kg  # before conftest (through test_gemm) turns the interpreter on
+import kernels.gemm  # noqa: F401  (and with it sgemm and skinny) before conftest, through test_gemm, turns
+from kernels import gemm_tuning as gt, sgemm as ksg  # the interpreter on
 import test_gemm
 sass = {}
-jobs = [(kg._config_label(c), test_gemm._sgemm_sass, c) for c in kg._sgemm_configs()]
-jobs += [("skinny " + kg._config_label(c), test_gemm._skinny_sass, c) for c in test_gemm.SKINNY_SASS_CONFIGS]
+jobs = [(gt.config_label(c), test_gemm._sgemm_sass, c) for c in ksg._sgemm_configs()]
+jobs += [("skinny " + gt.config_label(c), test_gemm._skinny_sass, c) for c in test_gemm.SKINNY_SASS_CONFIGS]
 for label, compile_it, c in jobs:
     try:
         sass[label] = compile_it(c)
@@ -540,11 +545,11 @@ def sgemm_sass() -> dict:
 # Every skinny tile that loads x by TMA, and for contrast the 128-row tile with x by pointer loads.
 _SKINNY_POINTER_X = triton.Config({"BM": 128, "BN": 64, "BK": 64, "USE_TMA": True, "X_TMA": False},
                                   num_warps=4, num_stages=6)
-SKINNY_SASS_CONFIGS = [c for c in kg._SKINNY_CONFIGS if c.kwargs.get("X_TMA")] + [_SKINNY_POINTER_X]
+SKINNY_SASS_CONFIGS = [c for c in ks._SKINNY_CONFIGS if c.kwargs.get("X_TMA")] + [_SKINNY_POINTER_X]
 
 
 def _skinny_k_loop(config, sass_by_label) -> list[str]:
-    sass = sass_by_label.get("skinny " + kg._config_label(config))
+    sass = sass_by_label.get("skinny " + gt.config_label(config))
     if not isinstance(sass, str):
         pytest.fail(f"no SASS for this tile: {(sass or {}).get('error', 'the compiling process did not report it')}")
     loop = _main_loop(sass, "HGMMA")
@@ -552,7 +557,7 @@ def _skinny_k_loop(config, sass_by_label) -> list[str]:
     return loop
 
 
-@pytest.mark.parametrize("config", SKINNY_SASS_CONFIGS[:-1], ids=kg._config_label)
+@pytest.mark.parametrize("config", SKINNY_SASS_CONFIGS[:-1], ids=gt.config_label)
 def test_wide_skinny_tiles_load_both_operands_by_tma(config, sgemm_sass):
     loop = _skinny_k_loop(config, sgemm_sass)
     assert loop.count("UTMALDG.2D") == 2  # one box of w, one of x per K step
@@ -565,9 +570,9 @@ def test_pointer_loaded_x_shows_in_the_k_loop(sgemm_sass):
     assert loop.count("UTMALDG.2D") == 1 and any(op.startswith("LDGSTS") for op in loop)
 
 
-@pytest.mark.parametrize("config", kg._sgemm_configs(), ids=kg._config_label)
+@pytest.mark.parametrize("config", ksg._sgemm_configs(), ids=gt.config_label)
 def test_sgemm_compiles_to_a_dense_ffma_loop(config, sgemm_sass):
-    sass = sgemm_sass.get(kg._config_label(config))
+    sass = sgemm_sass.get(gt.config_label(config))
     if not isinstance(sass, str):
         pytest.fail(f"no SASS for this tile: {(sass or {}).get('error', 'the compiling process did not report it')}")
     loop = _main_loop(sass)
