@@ -76,13 +76,23 @@ def per_work(energy: dict | None, unit: str, work: float) -> float | None:
 
 
 def _cells(record, unit: str, work: float) -> list:
-    """Per-work figure, watts, +-, window, joules per call (CSV), throttling while timed and remark
-    of one record."""
+    """Per-work figure, watts, +-, window, joules per call (CSV), share of the power limit, throttle
+    reasons during the run and remark of one record."""
     e = check(record) if record is not None else None
     if record is None or e is None or "not_measured" in e:
-        return [None, None, None, None, None, None, why_not(record) if record is not None else ""]
+        return [None, None, None, None, None, None, None, why_not(record) if record is not None else ""]
     return [per_work(e, unit, work), e["watts"], e.get("uncertainty"), e.get("window_s"), e["joules_per_call"],
-            of_limit(record), ""]
+            of_limit(record), throttle_during(record), ""]
+
+
+def throttle_during(record) -> str | None:
+    """The clock-event reasons NVML reported during the record's own energy run ('none'; the GPU
+    idling is not one), or None where the record holds no readings of its run."""
+    t = (check(record) or {}).get("telemetry")
+    if not isinstance(t, dict) or not isinstance(t.get("throttle"), list):
+        return None
+    reasons = [x for x in t["throttle"] if x != "gpu_idle"]
+    return ", ".join(reasons) if reasons else "none"
 
 
 def of_limit(record) -> float | None:
@@ -96,7 +106,7 @@ def of_limit(record) -> float | None:
 def _energy_cols(per: str, key: str) -> list[Col]:
     return [Col(key, per, "energy"), Col("watts", "Power (energy counter)", "watts"), Col("uncertainty", "±", "pct"),
             Col("window", "Window", "seconds"), Col("joules_per_call", "J/call", "energy", csv_only=True),
-            Col("of_limit", "Of power limit", "pct"), Col("remark", "Remark")]
+            Col("of_limit", "Of power limit", "pct"), Col("throttle", "Throttle during run"), Col("remark", "Remark")]
 
 
 def _median_of(records, name: str, default=None):

@@ -361,7 +361,8 @@ def _energy_windows(t: timing.Timing) -> tuple[list[tuple[float, float]], int]:
 def _energy(sampler: Sampler, t: timing.Timing) -> dict:
     """The record's energy: bracketed by the counter's readings around its window; where that
     bracket is too wide and the window is an energy run, measured between the counter's steps
-    inside the run (`suite.telemetry.step_energy`), the bracket's reason kept beside it."""
+    inside the run (`suite.telemetry.step_energy`), the bracket's reason kept beside it. An energy
+    run's own NVML readings go with it: at the power cap they say what the run's clocks were."""
     windows, calls = _energy_windows(t)
     e = sampler.energy(windows, calls=calls)
     run = t.energy_window
@@ -369,6 +370,8 @@ def _energy(sampler: Sampler, t: timing.Timing) -> dict:
         steps = sampler.step_energy(tuple(run["interval"]), run["seconds_per_call"], run["calls"])
         e = {**steps, "bracket": e["not_measured"]} if "not_measured" not in steps else \
             {**e, "between_steps": steps["not_measured"]}
+    if run is not None:  # the clocks, power readings and throttle reasons of the run itself
+        e = {**e, "telemetry": sampler.summary([tuple(run["interval"])])}
     return {**e, "over": "energy run" if run is not None else "timed rounds"}
 
 

@@ -91,6 +91,17 @@ def test_each_figure_says_its_share_of_the_power_limit_and_at_the_limit_what_tha
     assert not any("power limit or more" in n for n in section.notes)
 
 
+def test_an_energy_run_with_its_own_readings_says_what_held_its_clocks():
+    recs = with_energy(h200())
+    got, _ = tables(recs)
+    assert got["Decode step"][0]["throttle"] is None  # a record without readings of its run
+    recs[-1].energy = {**recs[-1].energy, "telemetry": {"samples": 40, "throttle": ["gpu_idle", "sw_power_cap"]}}
+    got, _ = tables(recs)
+    assert got["Decode step"][0]["throttle"] == "sw_power_cap"
+    recs[-1].energy["telemetry"]["throttle"] = ["gpu_idle"]
+    assert tables(recs)[0]["Decode step"][0]["throttle"] == "none"
+
+
 def test_a_ceiling_without_an_energy_reading_says_so():
     recs = with_energy(h200())
     next(r for r in recs if r.workload == "gemm-square" and r.vendor).energy = None

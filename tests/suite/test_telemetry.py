@@ -330,10 +330,14 @@ class _Readings:
     """A sampler stand-in that holds fixed counter readings."""
     energy_problem = None
 
-    def __init__(self, readings):
-        self.rows = [(t, 0, 0, 0.0, 0, 0, e) for t, e in readings]
+    def __init__(self, readings, throttle_at=None):
+        # (t, SM MHz, mem MHz, W, C, clock-event mask, mJ): the power cap's bit from `throttle_at` on.
+        self.rows = [(t, 1980, 3201, 600.0, 50, 0x4 if throttle_at is not None and t >= throttle_at else 0, e)
+                     for t, e in readings]
+        self._times = []
 
     energy, step_energy, _counter_readings = Sampler.energy, Sampler.step_energy, Sampler._counter_readings
+    summary, _inside = Sampler.summary, Sampler._inside
 
 
 def _timing(run=None, intervals=((1003.0, 1003.5),)):
@@ -347,6 +351,17 @@ def test_an_energy_run_too_short_for_the_bracket_is_measured_between_steps():
     e = runner._energy(_Readings(counter(idle_run_idle())), _timing(run=(1003.0, 1003.5)))
     assert e["method"] == telemetry.STEP_METHOD and e["over"] == "energy run"
     assert "too short" in e["bracket"] and abs(e["watts"] / 650.0 - 1) <= e["uncertainty"]
+
+
+def test_an_energy_run_carries_its_own_readings():
+    from suite import runner
+    readings = counter(idle_run_idle())
+    e = runner._energy(_Readings(readings, throttle_at=1003.3), _timing(run=(1003.0, 1003.5)))
+    t = e["telemetry"]
+    assert t["samples"] == sum(1003.0 <= r[0] <= 1003.5 for r in readings) and t["throttle"] == ["sw_power_cap"]
+    assert "telemetry" not in runner._energy(_Readings(readings), _timing())  # the rounds have their own
+    quiet = runner._energy(_Readings(readings, throttle_at=1003.6), _timing(run=(1003.0, 1003.5)))
+    assert quiet["telemetry"]["throttle"] == []  # the cap's bit after the run is not the run's
 
 
 def test_timed_rounds_are_never_measured_between_steps():
