@@ -41,7 +41,7 @@ import math
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 SCHEMA_VERSION = 2
 STATUSES = ("ok", "failed", "skipped")

@@ -285,7 +285,6 @@ def unfinished(tasks: list[Task], ctx: Context, out_path: Path) -> list[Task]:
 
 def run_task(task: Task, ctx: Context, write: Callable[[Record], None], done: set[tuple] = frozenset()) -> None:
     """Verify and time every implementation of one (workload, case, dtype); write their records."""
-    w = task.workload
     impls = _to_measure(task, ctx, done)
     if not impls:
         return
