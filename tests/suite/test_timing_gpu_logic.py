@@ -219,12 +219,16 @@ def test_an_energy_run_follows_the_rounds_only_when_asked(monkeypatch):
     assert w["interval"][0] >= t.intervals[-1][1]  # after the rounds, alone
     assert t.describe()["energy_window"]["calls"] == w["calls"]
 
-    class Sampler:  # what _energy asks of the sampler: the windows and the calls in them
+    class Sampler:  # what _energy asks of the sampler: the windows and the calls in them, the readings
         def energy(self, windows, calls):
             return {"windows": windows, "calls": calls}
 
+        def summary(self, intervals):
+            return {"intervals": intervals}
+
     e = runner._energy(Sampler(), t)
-    assert e == {"windows": [tuple(w["interval"])], "calls": w["calls"], "over": "energy run"}
+    assert e == {"windows": [tuple(w["interval"])], "calls": w["calls"], "over": "energy run",
+                 "telemetry": {"intervals": [tuple(w["interval"])]}}  # the energy run's own readings
     e = runner._energy(Sampler(), plain)
-    assert e["over"] == "timed rounds" and e["windows"] == plain.intervals
+    assert e["over"] == "timed rounds" and e["windows"] == plain.intervals and "telemetry" not in e
     assert e["calls"] == len(plain.samples) * plain.inner
