@@ -91,7 +91,7 @@ def throttle_during(record) -> str | None:
     t = (check(record) or {}).get("telemetry")
     if not isinstance(t, dict) or not isinstance(t.get("throttle"), list):
         return None
-    reasons = [x for x in t["throttle"] if x != "gpu_idle"]
+    reasons = rl.clock_reasons(t)
     return ", ".join(reasons) if reasons else "none"
 
 

@@ -135,10 +135,15 @@ def _p50(telemetry: dict | None, name: str):
     return stat if _is_number(stat) else None
 
 
+def clock_reasons(telemetry: dict | None) -> list[str]:
+    """The clock-event reasons NVML reported in `telemetry` (the GPU idling is not one)."""
+    return [x for x in (telemetry or {}).get("throttle") or [] if x != "gpu_idle"]
+
+
 def throttled_text(r: Record) -> str:
     """Whether a clock limit held a measurement: NVML's reasons during it, and the GPU's settings."""
     t = r.telemetry
-    reasons = [x for x in (t or {}).get("throttle") or [] if x != "gpu_idle"]
+    reasons = clock_reasons(t)
     text = ("yes: " + ", ".join(reasons) if reasons else "no") if t else "unknown: no telemetry"
     g = gpu_of(r)
     settings = [name for name, key in (("clocks locked", "clocks_locked"),
