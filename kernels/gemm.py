@@ -295,7 +295,7 @@ def _fma_configs() -> list[triton.Config]:
     """IEEE fp32 through tl.dot (the portable CUDA-core path: pre-Ampere GPUs, strided operands,
     the interpreter). tl.dot lowers to FFMAs on operands read from shared memory; BK=16 is the
     smallest K slice it takes. At ~230-250 registers a thread only one block of 4-8 warps fits an
-    SM, which leaves it at about a third of cuBLAS; where it can, `matmul` uses `_sgemm_kernel`
+    SM, which leaves it at about a third of cuBLAS; where it can, `matmul` uses `kernels.sgemm`
     instead."""
     return [triton.Config({"BM": bm, "BN": bn, "BK": bk, "GROUP_M": 8}, num_warps=w, num_stages=s)
             for bm, bn, bk, w, s in ((128, 128, 16, 8, 3), (128, 128, 32, 8, 2), (64, 128, 16, 4, 3),
