@@ -7,7 +7,12 @@ dims 16/32/64. On the CPU the fused kernel also runs its TMA (tensor
 descriptor) and warp-specialized (one masked loop) forms at tiles small
 enough for several blocks; on a GPU it runs every configuration it tunes over.
 """
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,12 +29,15 @@ from suite.workloads import attention as wa
 FP16_TOL = DTYPES["fp16"].tolerance
 
 if HAS_CUDA:
-    CONFIGS = ka.flash_candidates(64, torch.cuda.get_device_capability(), ka.SHORT_SEQ)
+    CONFIGS = ka.flash_candidates(64, torch.cuda.get_device_capability())
 else:
     CONFIGS = [ka.FlashConfig(16, 16, 4, 1), ka.FlashConfig(32, 16, 4, 1),
                ka.FlashConfig(32, 16, 4, 1, tma=True), ka.FlashConfig(32, 16, 4, 1, tma=True, host_descriptors=False),
                ka.FlashConfig(32, 16, 4, 1, tma=True, warp_specialize=True),
-               ka.FlashConfig(16, 16, 4, 1, tma=True, warp_specialize=True)]
+               ka.FlashConfig(16, 16, 4, 1, tma=True, warp_specialize=True),
+               ka.FlashConfig(16, 16, 4, 1, tma=True, warp_specialize=True, persistent=1),
+               ka.FlashConfig(32, 32, 4, 1, tma=True, warp_specialize=True, persistent=2)]
+PERSISTENT = [c for c in CONFIGS if c.persistent]
 
 SHAPES = [(1, 2, 37, 16), (2, 1, 50, 64), (1, 1, 64, 32), (1, 1, 1, 16)]  # (B, H, S, D)
 
@@ -74,7 +82,8 @@ def test_fused_matches_reference(shape, causal, cfg, device):
 
 
 @pytest.mark.parametrize("head_group", [1, 2, 3, 5, 7])
-@pytest.mark.parametrize("cfg", [CONFIGS[0], CONFIGS[-1]], ids=lambda c: c.name)
+@pytest.mark.parametrize("cfg", [CONFIGS[0], next(c for c in CONFIGS if c.warp_specialize)] + PERSISTENT,
+                         ids=lambda c: c.name)
 def test_causal_head_groups(head_group, cfg, device):
     """The causal grid's longest-first order, with head groups that do and do not divide
     B*H (5 heads) and one larger than it: every (query block, head) is computed once.
@@ -87,11 +96,25 @@ def test_causal_head_groups(head_group, cfg, device):
     assert rel_err(out, reference(q, k, v, True)) < FP16_TOL
 
 
-def test_short_sequences_also_try_64x64_tiles():
-    names = lambda seq: [c.name for c in ka.flash_candidates(128, (9, 0), seq)]  # noqa: E731
-    assert "64x64-w4-s3-tma" in names(ka.SHORT_SEQ) and "64x64-w4-s3-tma" in names(512)
-    assert "64x64-w4-s3-tma" not in names(ka.SHORT_SEQ + 1)
-    assert names(ka.SHORT_SEQ)[:3] == names(4096)  # the long-sequence set, baseline first
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("cfg", PERSISTENT, ids=lambda c: c.name)
+def test_persistent_programs_walk_every_tile(cfg, causal, device):
+    """More tiles than programs, so each program runs several; a ragged length, so a block
+    reads rows of the next head (masked) and past the last one."""
+    shape = (2, 3, 72, 16) if device == "cpu" else (2, 64, 520, 64)
+    q, k, v = qkv(shape, device)
+    kernel, grid, _, _ = ka._flash_launch(q, k, v, q, causal, 0.25, cfg)
+    assert kernel is ka._flash_fwd_persistent_kernel
+    assert grid[0] < shape[0] * shape[1] * math.ceil(shape[2] / cfg.block_m)
+    out = ka.flash_attention(q, k, v, causal, out=poisoned(q), config=cfg)
+    assert torch.isfinite(out).all(), "unwritten (NaN) elements"
+    assert rel_err(out, reference(q, k, v, causal)) < FP16_TOL
+
+
+def test_candidates_offer_the_persistent_kernel_beside_the_per_tile_one():
+    names = [c.name for c in ka.flash_candidates(128, (9, 0))]
+    assert names[0] == "128x128-w8-s2-tma"  # the trusted baseline first
+    assert "128x128-w4-s2-tma-ws" in names and "128x128-w4-s2-tma-ws-p1" in names
 
 
 def test_causal_head_group_fits_half_of_l2():
@@ -168,6 +191,11 @@ def test_launchers_reject_bad_inputs(device):
         ka.flash_attention(q, k, v, True, config=ka.FlashConfig(16, 32, 4, 1))
     with pytest.raises(ValueError, match="TMA"):
         ka.flash_attention(q, k, v, config=ka.FlashConfig(16, 16, 4, 1, warp_specialize=True))
+    with pytest.raises(ValueError, match="square tiles"):
+        ka.flash_attention(q, k, v, True, config=ka.FlashConfig(32, 16, 4, 1, tma=True, warp_specialize=True,
+                                                                 persistent=1))
+    with pytest.raises(ValueError, match="warp-specialized"):
+        ka.flash_attention(q, k, v, config=ka.FlashConfig(16, 16, 4, 1, tma=True, persistent=1))
 
 
 # ---------------------------------------------------------------- FLOP / byte model
@@ -283,3 +311,82 @@ def test_triton_paths_skip_bf16_in_the_interpreter():
     for impl in W.impls[:2]:
         with pytest.raises(Skip, match="interpreter"):
             impl.prepare(inputs)
+
+
+# ---------------------------------------------------------------- the generated code (offline, sm_90)
+
+# What makes the persistent kernel fast is a property of the code Triton generates: its TMA
+# producer walks the tiles itself, loading the next tile's Q (and K, V in its key loop) while
+# the consumer warpgroups still compute. Compiled in a fresh process: an interpreted launch
+# earlier in this one leaves triton.language patched, and a compile traced through it fails.
+_TTGIR_CHILD = """
+import json, triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from kernels import attention as ka
+common = dict(HEAD_DIM=128, BLOCK_M=128, BLOCK_N=128, CAUSAL=False, EVEN=True)
+kernels = {"persistent": (ka._flash_fwd_persistent_kernel, common),
+           "per-tile": (ka._flash_fwd_kernel, dict(common, USE_TMA=True, WARP_SPEC=True, HOST_DESC=False))}
+out = {}
+for name, (fn, constexprs) in kernels.items():
+    signature = {"Q": "*bf16", "K": "*bf16", "V": "*bf16", "O": "*bf16", "seq_len": "i32", "qk_scale": "fp32",
+                 "num_heads": "i32", "head_group": "i32", **{k: "constexpr" for k in constexprs}}
+    source = ASTSource(fn=fn, signature=signature, constexprs=constexprs,
+                       attrs={(i,): [["tt.divisibility", 16]] for i in range(5)})
+    try:
+        out[name] = triton.compile(source, target=GPUTarget("cuda", 90, 32),
+                                   options={"num_warps": 4, "num_stages": 2}).asm["ttgir"]
+    except BaseException as e:
+        out[name] = {"error": (str(e).strip().splitlines() or [type(e).__name__])[0]}
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def flash_ttgir() -> dict:
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = str(root)
+    p = subprocess.run([sys.executable, "-c", _TTGIR_CHILD], env=env, cwd=root, capture_output=True, text=True,
+                       timeout=600)
+    if p.returncode != 0:
+        pytest.fail(f"the compiling process failed (status {p.returncode}): {p.stderr.strip()[-2000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def _producer_walks_tiles(ttgir: str) -> bool:
+    """In the warp-specialized region's producer (its default region): a loop (over tiles) whose
+    own body issues TMA copies (Q) and holds a loop (over key blocks) that issues more (K, V)."""
+    if "ttg.warp_specialize" not in ttgir or "default {" not in ttgir:
+        return False
+    producer = ttgir.split("default {", 1)[1].split("partition0(", 1)[0].splitlines()
+    depth = lambda line: len(line) - len(line.lstrip())  # noqa: E731 -- regions nest by indentation
+    for i, line in enumerate(producer):
+        if "scf.for" not in line:
+            continue
+        body = [b for b in producer[i + 1:] if b.strip()]
+        body = body[:next((j for j, b in enumerate(body) if depth(b) <= depth(line)), len(body))]
+        own = [b for b in body if depth(b) == depth(line) + 2]
+        inner = [j for j, b in enumerate(body) if depth(b) == depth(line) + 2 and "scf.for" in b]
+        if inner and any("async_tma_copy" in b for b in own):
+            nested = body[inner[0] + 1:]
+            if any("async_tma_copy" in b and depth(b) > depth(body[inner[0]]) for b in nested):
+                return True
+    return False
+
+
+def test_persistent_kernel_producer_loads_ahead_across_tiles(flash_ttgir):
+    ttgir = flash_ttgir["persistent"]
+    if not isinstance(ttgir, str):
+        pytest.fail(f"the persistent kernel did not compile for sm_90: {ttgir['error']}")
+    assert _producer_walks_tiles(ttgir)
+    consumers = ttgir.split("partition0(", 1)[1].split("partition1(")
+    assert len(consumers) == 2 and all(c.count("ttng.warp_group_dot") >= 2 for c in consumers)
+
+
+def test_per_tile_kernel_producer_does_not_walk_tiles(flash_ttgir):
+    # The check above can fail: the per-tile warp-specialized kernel's producer has one key loop.
+    ttgir = flash_ttgir["per-tile"]
+    if not isinstance(ttgir, str):
+        pytest.fail(f"the per-tile kernel did not compile for sm_90: {ttgir['error']}")
+    assert "ttg.warp_specialize" in ttgir and not _producer_walks_tiles(ttgir)
