@@ -91,8 +91,6 @@ def config_label(c: triton.Config) -> str:
         label += " tail"
     if c.maxnreg:
         label += f" r{c.maxnreg}"
-    if k.get("SPLIT"):
-        label += f" k/{k['SPLIT']}"
     if "USE_TMA" in k:
         label += (" tma+x" if k.get("X_TMA") else " tma") if k["USE_TMA"] else " cp.async"
     return label

@@ -41,27 +41,19 @@ def _skinny_splits(N: int, K: int, BN: int, BK: int, num_sms: int) -> int:
     return max(1, min(_MAX_SPLIT, round(num_sms / bands), triton.cdiv(K, BK) // 2))
 
 
-def _split_of(meta: dict, N: int, K: int, num_sms: int) -> int:
-    """The shares of K a candidate runs with: its own SPLIT where it names one (never more than
-    K has blocks), else `_skinny_splits`'s."""
-    if meta.get("SPLIT"):
-        return max(1, min(meta["SPLIT"], triton.cdiv(K, meta["BK"])))
-    return _skinny_splits(N, K, meta["BN"], meta["BK"], num_sms)
-
-
 # M only bounds masks: not specializing it on divisibility (or M == 1) keeps one compiled variant
 # per configuration across the decode batch sizes.
 @triton.jit(do_not_specialize=["M"])
 def _skinny_kernel(x_ptr, w_ptr, y_ptr, partial_ptr, arrivals_ptr, M, N, K,
                    stride_xm, stride_wn, stride_ym,
                    BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, USE_TMA: tl.constexpr,
-                   X_TMA: tl.constexpr = False, SPLIT: tl.constexpr = 0):
+                   X_TMA: tl.constexpr = False):
     # Program (n, s) computes y[:, n*BN:(n+1)*BN] over the s-th share of K, as (w_band @ x^T):
     # the weight band is the 64/128/256-row side of the MMA, the few rows of x (padded to BM >= 16;
     # the padding is masked, never loaded) the narrow side. With X_TMA x arrives by TMA too (rows
     # past M read as zeros): for BM >= 128 every band re-reads as many bytes of x as of w, and
-    # pointer loads of that much cost issue slots the MMAs need. SPLIT is read by the launcher's
-    # grid only (the shares of K are the grid's second dimension).
+    # pointer loads of that much cost issue slots the MMAs need. The shares of K are the grid's
+    # second dimension.
     pid_n = tl.program_id(0)
     split = tl.program_id(1)
     num_splits = tl.num_programs(1)
@@ -120,10 +112,12 @@ def _skinny_configs() -> list[triton.Config]:
     64-row band that lets two programs share an SM; x arrives by pointer loads.
 
     128 and 256 rows: x is as large as the weight band or larger, and every band re-reads it
-    from L2, so both arrive by TMA, in 64-wide K steps (longer ones fit too few stages beside
-    x): a 64-row band (the most programs, no split needed at 8192 rows), a 128-row band, and
-    for 128 rows of x a 256-row band (x re-read least; 8 warps hold its 256x128 accumulator) and
-    the 64-row band split in two (SPLIT: a candidate's own split of K).
+    from L2, so both arrive by TMA, mostly in 64-wide K steps (longer ones fit too few stages
+    beside x): a 64-row band (the most programs, no split needed at 8192 rows; for 128 rows of x
+    also in 128-wide steps at four stages), a 128-row band, and for 128 rows of x a 256-row band
+    (x re-read least; 8 warps hold its 256x128 accumulator). Splitting K across more programs
+    does not pay in these buckets: on an H200, 64-row bands in two shares, 128-row in two and
+    256-row in four all ran 15-50% slower than the best unsplit band, on both weights.
     Without TMA these buckets fall back to one pointer-loaded 128-row band."""
     configs = []
     budget = 200 * 1024
@@ -133,15 +127,12 @@ def _skinny_configs() -> list[triton.Config]:
             stages = min(6, room // ((bn + bm) * bk * 2))
             configs += [triton.Config({"BM": bm, "BN": bn, "BK": bk, "USE_TMA": tma}, num_warps=4, num_stages=stages)
                         for tma in loads]
-    for bm, tiles in ((128, ((64, 4), (128, 8), (256, 8))), (256, ((64, 4), (128, 8)))):
-        for bn, warps in tiles:
-            configs.append(triton.Config({"BM": bm, "BN": bn, "BK": 64, "USE_TMA": True, "X_TMA": True},
-                                         num_warps=warps, num_stages=min(6, budget // ((bn + bm) * 64 * 2))))
-        if bm == 128:
-            # The 64-row band in two shares of K at four stages: two programs per SM, twice the
-            # loads in flight, where the bands alone (128 at 8192 rows) fill each SM once.
-            configs.append(triton.Config({"BM": bm, "BN": 64, "BK": 64, "USE_TMA": True, "X_TMA": True,
-                                          "SPLIT": 2}, num_warps=4, num_stages=4))
+    # (BN, BK, warps) per bucket
+    tiles = {128: ((64, 64, 4), (64, 128, 4), (128, 64, 8), (256, 64, 8)), 256: ((64, 64, 4), (128, 64, 8))}
+    for bm, shapes in tiles.items():
+        for bn, bk, warps in shapes:
+            configs.append(triton.Config({"BM": bm, "BN": bn, "BK": bk, "USE_TMA": True, "X_TMA": True},
+                                         num_warps=warps, num_stages=min(6, budget // ((bn + bm) * bk * 2))))
         configs.append(triton.Config({"BM": bm, "BN": 128, "BK": 64, "USE_TMA": False, "X_TMA": False},
                                      num_warps=8, num_stages=min(6, budget // ((128 + bm) * 64 * 2))))
     return configs
@@ -176,7 +167,7 @@ def _skinny_plan(M: int, N: int, K: int, on_gpu: bool, num_sms: int) -> tuple[in
     pure function of the shape, worked out once per shape instead of on every call."""
     bm = _skinny_bm(M)
     candidates = [c for c in _SKINNY_CONFIGS if c.kwargs["BM"] == bm] if on_gpu else [_INTERPRET_SKINNY_CONFIG]
-    max_split = max(_split_of(c.kwargs, N, K, num_sms) for c in candidates)
+    max_split = max(_skinny_splits(N, K, c.kwargs["BN"], c.kwargs["BK"], num_sms) for c in candidates)
     return bm, max_split * M * N if max_split > 1 else 0, triton.cdiv(N, min(c.kwargs["BN"] for c in candidates))
 
 
@@ -194,7 +185,7 @@ def linear(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     grids = []
 
     def grid(meta):
-        grids.append((triton.cdiv(N, meta["BN"]), _split_of(meta, N, K, num_sms)))
+        grids.append((triton.cdiv(N, meta["BN"]), _skinny_splits(N, K, meta["BN"], meta["BK"], num_sms)))
         return grids[-1]
 
     args = (x, w, out, partials, arrivals, M, N, K, x.stride(0), w.stride(0), out.stride(0))

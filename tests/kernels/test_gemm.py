@@ -215,34 +215,6 @@ def test_linear_tma_weight_loads(monkeypatch):
     assert kg.chosen_config("linear", M, N, K, torch.float16)["USE_TMA"]
 
 
-@pytest.mark.skipif(not INTERPRETING, reason="the interpreter's fixed configuration stands in for a candidate")
-@pytest.mark.parametrize("split", [2, 1])
-def test_a_candidates_own_split_of_k_is_the_one_run(split, monkeypatch):
-    # (3, 40, 104) splits K in three by itself in the interpreter (3 bands of 16 on 8 notional SMs).
-    config = triton.Config({**ks._INTERPRET_SKINNY_CONFIG.kwargs, "SPLIT": split}, num_warps=4, num_stages=2)
-    monkeypatch.setattr(ks, "_INTERPRET_SKINNY_CONFIG", config)
-    ks._skinny_plan.cache_clear()  # the workspace plan follows the candidates
-    M, N, K = 3, 40, 104
-    x, w = signed((M, K), 34, "cpu", torch.float16), signed((N, K), 35, "cpu", torch.float16)
-    for _ in range(2):  # and the counters re-arm
-        out = poisoned(M, N, torch.float16, "cpu")
-        kg.linear(x, w, out)
-        assert rel_err(out, x.double() @ w.double().t()) < DTYPES["fp16"].tolerance
-    chosen = kg.chosen_config("linear", M, N, K, torch.float16)
-    assert chosen["split_k"] == split and chosen["grid"] == [3, split]
-    assert not gt._WORKSPACE[x.device][1].any()
-    assert ks._split_of({"BN": 16, "BK": 16}, N, K, 8) == 3  # what it would have split into itself
-    ks._skinny_plan.cache_clear()
-
-
-def test_the_split_k_workspace_holds_every_candidates_split():
-    # On the GPU the 128-row bucket's split candidate is the only one to split a 28672-row weight
-    # (448 bands of 64 rows, 112 of 256 on 132 SMs): the workspace must be planned for it.
-    assert [c.kwargs.get("SPLIT") for c in ks._SKINNY_CONFIGS if c.kwargs["BM"] == 128].count(2) == 1
-    bm, partials, counters = ks._skinny_plan(128, 28672, 8192, True, 132)
-    assert (bm, partials, counters) == (128, 2 * 128 * 28672, 28672 // 64)
-
-
 def _labels(configs):
     return sorted(gt.config_label(c) for c in configs)
 
@@ -498,7 +470,7 @@ def _skinny_sass(config: triton.Config) -> str:
     signature = {name: "*bf16" for name in ("x_ptr", "w_ptr", "y_ptr")}
     signature.update({"partial_ptr": "*fp32", "arrivals_ptr": "*i32"})
     signature.update({name: "i32" for name in ("M", "N", "K", "stride_xm", "stride_wn", "stride_ym")})
-    constexprs = {"X_TMA": False, "SPLIT": 0, **config.kwargs}  # the kernel's defaults, as a launch fills them
+    constexprs = {"X_TMA": False, **config.kwargs}  # the kernel's default, as a launch fills it
     signature.update({name: "constexpr" for name in constexprs})
     source = ASTSource(fn=ks._skinny_kernel, signature=signature, constexprs=constexprs,
                        attrs={(i,): [["tt.divisibility", 16]] for i in (0, 1, 2, 3, 4, 7, 8, 9, 10)})
