@@ -32,6 +32,10 @@ MAX_WORKERS = 8
 # Compiling ahead gives up (and leaves the rest to the sweep) after this long plus this per case and
 # worker: no case compiles for that long, so only a worker that hangs meets the limit.
 LIMIT_S, LIMIT_PER_CASE_S = 120.0, 20.0
+# Cases whose failures (one line per implementation) the summary keeps, for the records: the sweep
+# meets each failure again and records it with its case, but a worker's can differ (a compile-only
+# process, beside others on the same GPU).
+MAX_FAILURES_KEPT = 10
 
 
 def default_workers() -> int:
@@ -159,7 +163,7 @@ def run(tasks: list[Task], device: str, workers: int, progress: bool = True, job
         return None
     todo = pending(tasks)
     summary = {"workers": 0, "cases": len(todo), "known": len(tasks) - len(todo), "attempted": 0, "failed": 0,
-               "seconds": 0.0, "stopped": None}
+               "failures": [], "seconds": 0.0, "stopped": None}
     if not todo:
         return summary
     from tqdm import tqdm
@@ -184,6 +188,8 @@ def run(tasks: list[Task], device: str, workers: int, progress: bool = True, job
                     break
                 attempted.append(task_key(futures[future]))
                 summary["failed"] += bool(problems)
+                if problems and len(summary["failures"]) < MAX_FAILURES_KEPT:
+                    summary["failures"].append([attempted[-1], problems])
                 longest.append((round(seconds, 3), attempted[-1]))
         except cf.TimeoutError:
             summary["stopped"] = f"not done after {limit_s:.0f} s; the sweep compiles the rest itself"

@@ -127,6 +127,18 @@ def test_workers_compile_then_a_second_run_starts_none(store, monkeypatch, worki
     assert second == {**second, "workers": 0, "cases": 0, "known": 3, "attempted": 0}
 
 
+def _fail(name, params, dtype, device):
+    return [f"triton: RuntimeError: no tile for {params}"], 0.01
+
+
+def test_a_failing_case_is_counted_with_its_reasons(store):
+    tasks = _tasks()[:2]
+    summary = compile_ahead.run(tasks, "cpu", 1, progress=False, job=_fail)
+    assert summary["failed"] == 2 and summary["attempted"] == 2
+    assert sorted(key for key, _ in summary["failures"]) == sorted(compile_ahead.task_key(t) for t in tasks)
+    assert all(len(lines) == 1 and "no tile" in lines[0] for _, lines in summary["failures"])
+
+
 def test_a_worker_that_dies_stops_compiling_ahead_and_notes_nothing(store):
     tasks = _tasks()[:2]
     summary = compile_ahead.run(tasks, "cpu", 1, progress=False, job=_die)
