@@ -1,6 +1,7 @@
 """The runner on a real GPU: one timing method per case, telemetry, env, rotation past L2, poison
 after tuning, and figures held to the physics of the GPU. Run on the device."""
 import math
+import statistics
 
 import pytest
 import torch
@@ -123,15 +124,21 @@ def test_tuning_timer_reads_what_triton_reads_in_a_fraction_of_the_time(case, mo
     def no_fallback(*args, **kwargs):
         raise AssertionError("the graph timing failed and fell back to plain launches")
 
-    monkeypatch.setattr(triton.testing, "do_bench", no_fallback)
-    t0 = time.perf_counter()
-    ours = device_time_ms(f)
-    t1 = time.perf_counter()
-    monkeypatch.undo()
-    theirs = triton.testing.do_bench_cudagraph(f, rep=10, return_mode="median")
-    t2 = time.perf_counter()
-    assert abs(ours / theirs - 1) < 0.05, (ours, theirs)
-    assert t1 - t0 < 0.6 * (t2 - t1), (t1 - t0, t2 - t1)
+    # Alternating rounds, as every comparison of the suite: on a GPU still hot from earlier work
+    # the clock drifts between two back-to-back measurements, and the first would read it alone.
+    ours, theirs, ours_s, theirs_s = [], [], 0.0, 0.0
+    for _ in range(3):
+        monkeypatch.setattr(triton.testing, "do_bench", no_fallback)
+        t0 = time.perf_counter()
+        ours.append(device_time_ms(f))
+        t1 = time.perf_counter()
+        monkeypatch.undo()
+        theirs.append(triton.testing.do_bench_cudagraph(f, rep=10, return_mode="median"))
+        t2 = time.perf_counter()
+        ours_s, theirs_s = ours_s + t1 - t0, theirs_s + t2 - t1
+    ratio = statistics.median(ours) / statistics.median(theirs)
+    assert abs(ratio - 1) < 0.05, (ours, theirs)
+    assert ours_s < 0.6 * theirs_s, (ours_s, theirs_s)
 
 
 @pytest.mark.parametrize("kernel", ["copy", "triad", "fill"])
