@@ -26,10 +26,9 @@ one loop over every key block, the only shape Triton 3.6's Hopper pass
 accepts; for causal, each block's score accumulator starts from a bias tile
 that is the causal mask on the diagonal block and zero elsewhere. A
 persistent kernel (`_flash_fwd_persistent_kernel`) runs one warp-specialized
-program per SM that walks the tiles, its producer loading ahead across
-them. Causal tiles run longest
-first, the heads taken in groups whose K and V fit in L2
-(`causal_head_group`). Which form and tile run is chosen by timing a few
+program per SM that walks the tiles, its producer loading ahead across them.
+Causal tiles run longest first, the heads taken in groups whose K and V fit
+in L2 (`causal_head_group`). Which form and tile run is chosen by timing a few
 candidates on the first call for a shape (`flash_candidates`, reported by
 `flash_attention_config`).
 
