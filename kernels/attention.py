@@ -59,6 +59,8 @@ import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 from kernels import device as gpu
+from kernels import flash_gluon
+from kernels.attention_order import causal_head_group, tile_of
 from kernels.device import cuda_properties
 from kernels.tuning import compile_all, interleaved_times_ms, remembered
 
@@ -290,35 +292,12 @@ def _attend(acc, l_i, m_i, q, k_src, v_src, row0, lo, hi, m0, seq_len, qk_scale,
 
 
 @triton.jit
-def _tile_of(tile, num_m, num_heads, head_group, CAUSAL: tl.constexpr):
-    """(query block, batch*head) of tile number `tile`, in the order the tiles should run."""
-    if CAUSAL:
-        # Longest first: query block i sees i+1 key blocks. The heads go in
-        # groups of head_group; within a group the tiles run from the last
-        # query block to the first, every head of the group at one block before
-        # the next block, so the grid ends on the shortest tiles of all.
-        # The group bounds the K and V that programs running together read
-        # (`causal_head_group` sizes it to L2). head_group = 1 is the plain
-        # order: head by head, each from its last query block to its first.
-        group = tile // (head_group * num_m)
-        first = group * head_group
-        size = tl.minimum(head_group, num_heads - first)
-        rank = tile - group * head_group * num_m
-        pid_m = num_m - 1 - rank // size
-        bh = first + rank % size
-    else:
-        pid_m = tile % num_m
-        bh = tile // num_m
-    return pid_m, bh
-
-
-@triton.jit
 def _flash_fwd_kernel(Q, K, V, O, seq_len, qk_scale, num_heads, head_group,
                       HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                       CAUSAL: tl.constexpr, EVEN: tl.constexpr,  # EVEN: seq_len a multiple of both blocks
                       USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr, HOST_DESC: tl.constexpr):
     # One program per (query block, batch*head) on a 1-D grid; num_heads is B*H.
-    pid_m, bh = _tile_of(tl.program_id(0), tl.cdiv(seq_len, BLOCK_M), num_heads, head_group, CAUSAL)
+    pid_m, bh = tile_of(tl.program_id(0), tl.cdiv(seq_len, BLOCK_M), num_heads, head_group, CAUSAL)
     head = bh.to(tl.int64) * seq_len * HEAD_DIM
     m0 = pid_m * BLOCK_M
     offs_m = m0 + tl.arange(0, BLOCK_M)
@@ -402,7 +381,7 @@ def _flash_fwd_persistent_kernel(Q, K, V, O, seq_len, qk_scale, num_heads, head_
                                  HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                                  CAUSAL: tl.constexpr, EVEN: tl.constexpr):
     # A few programs per SM, each walking the tiles (query block, batch*head) p, p + P, ...
-    # in `_tile_of`'s order. Triton warp-specializes the tile loop: a TMA producer warpgroup
+    # in `tile_of`'s order. Triton warp-specializes the tile loop: a TMA producer warpgroup
     # runs ahead across tiles, so the next tile's Q, K and V are in flight while two consumer
     # warpgroups (64 rows each) finish this one; per-tile programs instead pay the pipeline's
     # fill and their launch on every tile, which is most of a short sequence's time. The
@@ -418,7 +397,7 @@ def _flash_fwd_persistent_kernel(Q, K, V, O, seq_len, qk_scale, num_heads, head_
     K = tl.make_tensor_descriptor(K, shape=[rows, HEAD_DIM], strides=[HEAD_DIM, 1], block_shape=[BLOCK_N, HEAD_DIM])
     V = tl.make_tensor_descriptor(V, shape=[rows, HEAD_DIM], strides=[HEAD_DIM, 1], block_shape=[BLOCK_N, HEAD_DIM])
     for tile in tl.range(tl.program_id(0), num_m * num_heads, tl.num_programs(0), warp_specialize=True):
-        pid_m, bh = _tile_of(tile, num_m, num_heads, head_group, CAUSAL)
+        pid_m, bh = tile_of(tile, num_m, num_heads, head_group, CAUSAL)
         row0 = bh * seq_len
         m0 = pid_m * BLOCK_M
         q = Q.load([row0 + m0, 0])
@@ -455,9 +434,14 @@ class FlashConfig:
     # Programs per SM of the warp-specialized persistent kernel (`_flash_fwd_persistent_kernel`:
     # needs tma and warp_specialize, square tiles for causal); 0: one program per tile.
     persistent: int = 0
+    # The hand-scheduled Gluon kernel (`kernels.flash_gluon`; sm_90 only, 128x128 tiles, 4 warps
+    # per consumer warpgroup, num_stages K and V buffers); the other fields above do not apply.
+    gluon: bool = False
 
     @property
     def name(self) -> str:
+        if self.gluon:
+            return f"{self.block_m}x{self.block_n}-s{self.num_stages}-gluon"
         return (f"{self.block_m}x{self.block_n}-w{self.num_warps}-s{self.num_stages}"
                 + ("-tma" if self.tma else "") + ("-ws" if self.warp_specialize else "")
                 + ("-devdesc" if self.tma and not self.warp_specialize and not self.host_descriptors else "")
@@ -496,6 +480,11 @@ def flash_candidates(head_dim: int, capability: tuple[int, int] | None) -> list[
       form and 12-19% over 64x64 tiles on one warpgroup, which are therefore
       not offered); on long ones each tile is long enough for the per-tile
       form, which runs its longest-first order over the whole grid.
+    - on sm_90 with D of 64 or 128, the Gluon kernel (`kernels.flash_gluon`): each
+      consumer warpgroup overlaps its softmax with its own PV MMA, which Triton's
+      pipeline does not schedule. On an H200 it is the fastest from S=4096 on (about
+      10% ahead of the persistent form there); below, the persistent form is. It
+      takes no ragged lengths: the tuner drops it there, with the reason.
     Before Hopper: the pointer path with Ampere-sized tiles.
     """
     if capability is None:
@@ -505,17 +494,9 @@ def flash_candidates(head_dim: int, capability: tuple[int, int] | None) -> list[
         return [FlashConfig(128, 64, 4, 3), FlashConfig(128, 32, 4, 4), FlashConfig(64, 64, 4, 3)]
     split = ([FlashConfig(128, 128, 8, 2, tma=True), FlashConfig(128, 128, 8, 3, tma=True)] if head_dim >= 128
              else [FlashConfig(128, 128, 8, 3, tma=True), FlashConfig(128, 64, 4, 4, tma=True)])
+    gluon = [FlashConfig(128, 128, 4, 2, tma=True, gluon=True)] if capability[0] == 9 and head_dim in (64, 128) else []
     return split + [FlashConfig(128, 128, 4, 2, tma=True, warp_specialize=True),
-                    FlashConfig(128, 128, 4, 2, tma=True, warp_specialize=True, persistent=1)]
-
-
-def causal_head_group(seq_len: int, head_dim: int, esize: int, num_heads: int, l2_bytes: int) -> int:
-    """How many heads the causal kernel's longest-first order takes together: as many as
-    have their K and V (2*S*D*esize bytes each) fit in half of L2, at least one. The
-    programs that run at once then share a few heads' K and V in L2 instead of each
-    streaming its own from HBM."""
-    kv_bytes = 2 * seq_len * head_dim * esize
-    return max(1, min(num_heads, (l2_bytes // 2) // kv_bytes))
+                    FlashConfig(128, 128, 4, 2, tma=True, warp_specialize=True, persistent=1)] + gluon
 
 
 def _l2_bytes(device) -> int:
@@ -532,6 +513,13 @@ def _launch_flash(q, k, v, out, causal: bool, scale: float, cfg: FlashConfig, he
 def _flash_launch(q, k, v, out, causal: bool, scale: float, cfg: FlashConfig, head_group: int | None = None):
     """(kernel, grid, args, kwargs) of the launch for `cfg`."""
     B, H, S, D = q.shape
+    if head_group is None:
+        head_group = causal_head_group(S, D, q.element_size(), B * H, _l2_bytes(q.device)) if causal else 1
+    if cfg.gluon:
+        why = flash_gluon.unsupported(q.shape, str(q.dtype))
+        if why is not None:
+            raise ValueError(f"the Gluon kernel does not take {why}")
+        return flash_gluon.launch_spec(q, k, v, out, scale * LOG2E, causal, head_group, cfg.num_stages)
     if causal and cfg.block_m % cfg.block_n:
         raise ValueError(f"causal needs BLOCK_M a multiple of BLOCK_N; got {cfg.name}")
     if cfg.warp_specialize and not cfg.tma:
@@ -550,8 +538,6 @@ def _flash_launch(q, k, v, out, causal: bool, scale: float, cfg: FlashConfig, he
                      for t, block in ((q, cfg.block_m), (k, cfg.block_n), (v, cfg.block_n))) + (out,)
     elif cfg.tma and q.is_cuda:
         triton.set_allocator(gpu.scratch_alloc)
-    if head_group is None:
-        head_group = causal_head_group(S, D, q.element_size(), B * H, _l2_bytes(q.device)) if causal else 1
     tiles = triton.cdiv(S, cfg.block_m) * B * H
     args = (*args, S, scale * LOG2E, B * H, head_group)
     common = dict(HEAD_DIM=D, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal, EVEN=even,
@@ -586,7 +572,7 @@ def _tune(q, k, v, out, causal: bool, scale: float, candidates: list[FlashConfig
             built[cfg.name] = _flash_launch(q, k, v, out, causal, scale, cfg)
         except Exception as e:  # noqa: BLE001 -- a tile the kernel cannot run only removes this candidate
             reject(cfg, e)
-    for kernel in (_flash_fwd_kernel, _flash_fwd_persistent_kernel):
+    for kernel in (_flash_fwd_kernel, _flash_fwd_persistent_kernel, flash_gluon._flash_fwd_gluon_kernel):
         compile_all(kernel, [b[1:] for b in built.values() if b[0] is kernel])
     for cfg in (c for c in candidates if c.name in built):
         try:
@@ -632,7 +618,7 @@ def _select(q, k, v, out, causal: bool, scale: float) -> FlashConfig:
             best, report = _tune(q, k, v, out, causal, scale, candidates)
             return {"config": asdict(best), **report}
 
-        value, source = remembered("flash_attention", key, tune, __file__)
+        value, source = remembered("flash_attention", key, tune, (__file__, flash_gluon.__file__))
         cfg = FlashConfig(**value["config"])
         choice = {**cfg.as_dict(), **{k: v for k, v in value.items() if k != "config"}, "tuning": source,
                   "tuned_at": {"shape": list(q.shape), "dtype": str(q.dtype), "causal": bool(causal)}}

@@ -209,8 +209,9 @@ def _source_digest(path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()[:16]
 
 
-def _entry_name(tuner_name: str, module_file: str, key) -> str:
-    return f"{tuner_name}|{_source_digest(module_file)}|{key!r}"
+def _entry_name(tuner_name: str, module_file: str | tuple[str, ...], key) -> str:
+    files = (module_file,) if isinstance(module_file, str) else module_file
+    return f"{tuner_name}|{'+'.join(_source_digest(f) for f in files)}|{key!r}"
 
 
 def _config_dict(c: triton.Config) -> dict:
@@ -338,9 +339,11 @@ def keep(name: str, value: dict) -> None:
         _store.put(name, value)
 
 
-def remembered(name: str, key: tuple, compute, module_file: str):
+def remembered(name: str, key: tuple, compute, module_file: str | tuple[str, ...]):
     """A choice that is not a triton.autotune one (a JSON-able dict), for one exact key: from this
-    process, else the store, else `compute()` (then stored). Returns (value, source)."""
+    process, else the store, else `compute()` (then stored). Returns (value, source). The entry
+    is named by the source digest of `module_file` (or of each of several files: those whose
+    kernels the choice is made among)."""
     local = _REMEMBERED.get((name, key))
     if local is not None:
         return local

@@ -60,11 +60,26 @@ def test_every_fused_config_bf16(cfg, causal):
 
 
 @pytest.mark.parametrize("cfg, causal", _candidates(64))
+def test_every_fused_config_fp16_d64(cfg, causal):
+    params = _case(2, 8, 1024, 64, causal)
+    inp = _inputs(params, "fp16", seed=3)
+    inp["out"].fill_(math.nan)
+    out = ka.flash_attention(inp["q"], inp["k"], inp["v"], causal, out=inp["out"], config=cfg)
+    assert _problem(out, inp, params, "fp16") is None
+
+
+@pytest.mark.parametrize("cfg, causal", _candidates(64))
 def test_every_fused_config_ragged(cfg, causal):
-    """S = 1000: not a multiple of any block; TMA zero-fills the tail reads and clips the writes."""
+    """S = 1000: not a multiple of any block; TMA zero-fills the tail reads and clips the writes.
+    The Gluon kernel refuses the length instead (its descriptors span all heads)."""
     params = _case(1, 4, 1000, 64, causal)
     inp = _inputs(params, seed=1)
     inp["out"].fill_(math.nan)
+    if cfg.gluon:
+        with pytest.raises(ValueError, match="not a multiple of 128"):
+            ka.flash_attention(inp["q"], inp["k"], inp["v"], causal, out=inp["out"], config=cfg)
+        assert torch.isnan(inp["out"]).all()  # nothing launched
+        return
     out = ka.flash_attention(inp["q"], inp["k"], inp["v"], causal, out=inp["out"], config=cfg)
     assert _problem(out, inp, params) is None
 
@@ -132,7 +147,7 @@ def test_naive_paths_skip_when_the_scores_do_not_fit():
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
 def test_target_case_end_to_end(ctx, causal):
     """The target case through the runner: every implementation of it timed by one method, the
-    fused kernel within reach of cuDNN (it measured 0.85-0.90x), the naive path under HBM."""
+    fused kernel at 0.95x cuDNN or better, the naive path under HBM."""
     params = _case(4, 32, 4096, 128, causal)
     recs = []
     runner.run_task(runner.Task(W, params, "bf16"), ctx, recs.append)
@@ -151,6 +166,6 @@ def test_target_case_end_to_end(ctx, causal):
     if cudnn is not None and cudnn.status == "ok":
         ratio = by["triton-fused"].flop_per_s / cudnn.flop_per_s
         print(f"\nattention-target causal={causal} fused / cuDNN = {ratio:.3f}")
-        assert ratio >= 0.8, f"fused at {ratio:.2f}x cuDNN: below what the tuned kernel measured (0.85-0.90x)"
+        assert ratio >= 0.95, f"fused at {ratio:.3f}x cuDNN, below 0.95x"
     # The naive path streams its S and P (4 GiB each) through HBM: never faster than HBM allows.
     assert by["triton-naive"].moved_bytes_per_s < 1.03 * 4.8e12

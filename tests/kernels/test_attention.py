@@ -10,6 +10,7 @@ enough for several blocks; on a GPU it runs every configuration it tunes over.
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,8 @@ from suite.workloads import attention as wa
 FP16_TOL = DTYPES["fp16"].tolerance
 
 if HAS_CUDA:
-    CONFIGS = ka.flash_candidates(64, torch.cuda.get_device_capability())
+    # Not the Gluon kernel: it takes no ragged lengths (tests/gpu checks it, and its refusal).
+    CONFIGS = [c for c in ka.flash_candidates(64, torch.cuda.get_device_capability()) if not c.gluon]
 else:
     CONFIGS = [ka.FlashConfig(16, 16, 4, 1), ka.FlashConfig(32, 16, 4, 1),
                ka.FlashConfig(32, 16, 4, 1, tma=True), ka.FlashConfig(32, 16, 4, 1, tma=True, host_descriptors=False),
@@ -115,6 +117,22 @@ def test_candidates_offer_the_persistent_kernel_beside_the_per_tile_one():
     names = [c.name for c in ka.flash_candidates(128, (9, 0))]
     assert names[0] == "128x128-w8-s2-tma"  # the trusted baseline first
     assert "128x128-w4-s2-tma-ws" in names and "128x128-w4-s2-tma-ws-p1" in names
+
+
+@pytest.mark.parametrize("head_dim, capability, offered", [(128, (9, 0), True), (64, (9, 0), True),
+                                                           (32, (9, 0), False), (128, (10, 0), False),
+                                                           (128, (8, 0), False)])
+def test_gluon_kernel_offered_on_sm90_for_its_head_dims(head_dim, capability, offered):
+    gluon = [c for c in ka.flash_candidates(head_dim, capability) if c.gluon]
+    assert [c.name for c in gluon] == (["128x128-s2-gluon"] if offered else [])
+
+
+@pytest.mark.parametrize("shape, why", [((1, 2, 1000, 128), "sequence length 1000, not a multiple of 128"),
+                                        ((1, 2, 1024, 32), "head dim 32")])
+def test_gluon_kernel_refuses_what_it_cannot_take(shape, why):
+    q = torch.randn(shape, dtype=torch.float16)
+    with pytest.raises(ValueError, match=f"does not take {why}"):
+        ka.flash_attention(q, q, q, config=ka.FlashConfig(128, 128, 4, 2, tma=True, gluon=True))
 
 
 def test_causal_head_group_fits_half_of_l2():
@@ -317,13 +335,16 @@ def test_triton_paths_skip_bf16_in_the_interpreter():
 
 # What makes the persistent kernel fast is a property of the code Triton generates: its TMA
 # producer walks the tiles itself, loading the next tile's Q (and K, V in its key loop) while
-# the consumer warpgroups still compute. Compiled in a fresh process: an interpreted launch
-# earlier in this one leaves triton.language patched, and a compile traced through it fails.
+# the consumer warpgroups still compute. The Gluon kernel's is that each consumer computes its
+# softmax while one of its MMAs is still in flight. Compiled in a fresh process: an interpreted
+# launch earlier in this one leaves triton.language patched, and a compile traced through it fails.
 _TTGIR_CHILD = """
 import json, triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
-from kernels import attention as ka
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon._runtime import GluonASTSource
+from kernels import attention as ka, flash_gluon as fg
 common = dict(HEAD_DIM=128, BLOCK_M=128, BLOCK_N=128, CAUSAL=False, EVEN=True)
 kernels = {"persistent": (ka._flash_fwd_persistent_kernel, common),
            "per-tile": (ka._flash_fwd_kernel, dict(common, USE_TMA=True, WARP_SPEC=True, HOST_DESC=False))}
@@ -338,6 +359,22 @@ for name, (fn, constexprs) in kernels.items():
                                    options={"num_warps": 4, "num_stages": 2}).asm["ttgir"]
     except BaseException as e:
         out[name] = {"error": (str(e).strip().splitlines() or [type(e).__name__])[0]}
+
+
+def desc(rows):
+    return f"tensordesc<bf16[{rows}, 128],{gl.NVMMASharedLayout.get_default_for([rows, 128], gl.bfloat16)!r}>"
+
+
+constexprs = {"CAUSAL": False, "STAGES": 2, "CONSUMER_REGS": fg.CONSUMER_REGS}
+signature = {"q_desc": desc(fg.BLOCK // 2), "k_desc": desc(fg.BLOCK), "v_desc": desc(fg.BLOCK),
+             "o_desc": desc(fg.BLOCK // 2), "seq_len": "i32", "qk_scale": "fp32", "num_heads": "i32",
+             "head_group": "i32", **{k: "constexpr" for k in constexprs}}
+try:
+    out["gluon"] = triton.compile(GluonASTSource(fn=fg._flash_fwd_gluon_kernel, signature=signature,
+                                                 constexprs=constexprs),
+                                  target=GPUTarget("cuda", 90, 32), options={"num_warps": 4}).asm["ttgir"]
+except BaseException as e:
+    out["gluon"] = {"error": (str(e).strip().splitlines() or [type(e).__name__])[0]}
 print(json.dumps(out))
 """
 
@@ -390,3 +427,44 @@ def test_per_tile_kernel_producer_does_not_walk_tiles(flash_ttgir):
     if not isinstance(ttgir, str):
         pytest.fail(f"the per-tile kernel did not compile for sm_90: {ttgir['error']}")
     assert "ttg.warp_specialize" in ttgir and not _producer_walks_tiles(ttgir)
+
+
+def _regions(ttgir: str) -> dict:
+    """The warp-specialized region's partitions by name: "default", "partition0", ..."""
+    body = ttgir.split("ttg.warp_specialize", 1)[1]
+    parts = re.split(r"^\s*(default|partition\d+)\b", body, flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def _softmax_overlaps_an_mma(region: str) -> bool:
+    """Whether the region computes an exponential while one of its MMAs is still in flight: after a
+    wait that leaves one MMA pending and before the wait for it."""
+    pending = False
+    for line in region.splitlines():
+        if "ttng.warp_group_dot_wait" in line:
+            pending = "pendings = 1" in line
+        elif pending and "math.exp2" in line:
+            return True
+    return False
+
+
+def _compiled(flash_ttgir, name: str) -> str:
+    ttgir = flash_ttgir[name]
+    if not isinstance(ttgir, str):
+        pytest.fail(f"the {name} kernel did not compile for sm_90: {ttgir['error']}")
+    return ttgir
+
+
+def test_gluon_kernel_consumers_compute_softmax_under_an_mma(flash_ttgir):
+    regions = _regions(_compiled(flash_ttgir, "gluon"))
+    consumers = [r for r in regions.values() if "warp_group_dot" in r]
+    assert len(regions) == 3 and len(consumers) == 2
+    assert all(_softmax_overlaps_an_mma(c) for c in consumers)
+    loader = next(r for r in regions.values() if "warp_group_dot" not in r)
+    assert "async_tma_copy_global_to_local" in loader and "math.exp2" not in loader
+
+
+def test_triton_kernel_consumers_do_not_overlap_softmax_and_mma(flash_ttgir):
+    # The check above can fail: the persistent Triton kernel's consumers wait for each MMA.
+    consumers = [r for r in _regions(_compiled(flash_ttgir, "persistent")).values() if "warp_group_dot" in r]
+    assert len(consumers) == 2 and not any(_softmax_overlaps_an_mma(c) for c in consumers)
