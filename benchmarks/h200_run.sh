@@ -12,8 +12,9 @@
 #   bash benchmarks/h200_run.sh launch    # launch overhead and the decode layer, every case, with the
 #                                         # prepared-launch implementations
 #   bash benchmarks/h200_run.sh counters  # the hardware counters of the headline cases
-#   bash benchmarks/h200_run.sh kernels   # the GEMM families (fp32, bf16) and attention (bf16,
-#                                         # fp16) against the vendor, for kernel work
+#   bash benchmarks/h200_run.sh kernels [gemm|attention]   # the GEMM families (fp32, bf16) and
+#                                         # attention (bf16, fp16) against the vendor, for kernel
+#                                         # work (both, or the one named)
 #
 # Records go to $RESULTS_DIR (default /tmp/suite-results), which later stages on the same machine
 # continue from; PREVIOUS=file.jsonl seeds the full sweep from an earlier machine's file. Each stage
@@ -97,8 +98,10 @@ launch)
     ;;
 kernels)
     log=$dir/kernels.log
+    case "${2:-}" in ""|gemm|attention) ;; *) echo "kernels: no run named '$2' (gemm, attention)" >&2; exit 2 ;; esac
     for run in "gemm|gemm-square,gemm-skinny,gemm-shape-search|fp32,bf16" "attention|attention-fwd|bf16,fp16"; do
         IFS='|' read -r name only dtypes <<< "$run"
+        [ -n "${2:-}" ] && [ "$2" != "$name" ] && continue
         timeout -s INT -k 30 "$(left)" python -m suite sweep --only "$only" --dtype "$dtypes" \
             --no-progress --no-report --out "$dir/kernels-$name.jsonl" >> "$log" 2>&1
         say "kernels $name rc=$? after ${SECONDS}s: $(wc -l < "$dir/kernels-$name.jsonl") records"
@@ -112,7 +115,7 @@ counters)
     copy "$dir/counters.jsonl" "$log"
     ;;
 *)
-    echo "usage: bash benchmarks/h200_run.sh quick|full|sustain [RUN...]|launch|kernels|counters" >&2
+    echo "usage: bash benchmarks/h200_run.sh quick|full|sustain [RUN...]|launch|kernels [gemm|attention]|counters" >&2
     exit 2
     ;;
 esac
