@@ -368,6 +368,9 @@ def _sweep_rank(args, tasks, mode: str) -> int:
 
 def leave_on(e: BaseException, me: RankInfo, where: str = "") -> None:
     """End this rank after `e` with one line saying why (and `where` its records are)."""
+    # Leaving already: torchrun's SIGTERM (another rank ended) must not raise again while this rank
+    # says why and exits, or the one line becomes a traceback.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     tail = f"; {where}" if where else ""
     if isinstance(e, Terminated):
         leave(EXIT_TERMINATED, f"error: {me.name}: stopped by torchrun because another rank failed or was "

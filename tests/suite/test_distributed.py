@@ -9,6 +9,7 @@ against simulated collectives, where a broken one must fail.
 import json
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -172,6 +173,27 @@ def _start_ranks(world: int, argv: list[str], crash_rank: int, how: str) -> list
         procs.append(subprocess.Popen([sys.executable, str(CRASHING)] + argv, cwd=ROOT, env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return [subprocess.CompletedProcess(p.args, p.wait(timeout=240), *p.communicate()) for p in procs]
+
+
+def test_sigterm_while_a_rank_leaves_does_not_raise_again(monkeypatch):
+    """torchrun's SIGTERM can arrive while a rank is already leaving on another error (its peer's
+    connection closed): the rank still ends with its one line, not a Terminated traceback."""
+    said = []
+
+    def leave(code, line=None):
+        os.kill(os.getpid(), signal.SIGTERM)  # torchrun stops the workers just now
+        said.append((code, line))
+        raise SystemExit(code)
+
+    monkeypatch.setattr(distributed, "leave", leave)
+    previous = signal.getsignal(signal.SIGTERM)
+    distributed.install_sigterm()
+    try:
+        with pytest.raises(SystemExit):
+            distributed.leave_on(RuntimeError("Connection closed by peer [127.0.0.1]:1"), distributed.RankInfo(0, 2, 0, "h"))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert said == [(distributed.EXIT_PEER_LOST, said[0][1])] and "lost contact" in said[0][1]
 
 
 def test_rank_that_raises_without_torchrun_agent_fails_the_gather_in_one_line(tmp_path, working_interpreter):
