@@ -28,9 +28,10 @@ that is the causal mask on the diagonal block and zero elsewhere. A
 persistent kernel (`_flash_fwd_persistent_kernel`) runs one warp-specialized
 program per SM that walks the tiles, its producer loading ahead across them.
 Causal tiles run longest first, the heads taken in groups whose K and V fit
-in L2 (`causal_head_group`). Which form and tile run is chosen by timing a few
-candidates on the first call for a shape (`flash_candidates`, reported by
-`flash_attention_config`).
+in L2 (`causal_head_group`). On sm_90 a Gluon kernel (`kernels.flash_gluon`)
+is a candidate too: its consumers compute the softmax while their PV MMA runs.
+Which form and tile run is chosen by timing a few candidates on the first call
+for a shape (`flash_candidates`, reported by `flash_attention_config`).
 
 Layout: q, k, v, out are [B, H, S, D] contiguous; D in {16, 32, 64, 128}.
 
@@ -482,9 +483,10 @@ def flash_candidates(head_dim: int, capability: tuple[int, int] | None) -> list[
       form, which runs its longest-first order over the whole grid.
     - on sm_90 with D of 64 or 128, the Gluon kernel (`kernels.flash_gluon`): each
       consumer warpgroup overlaps its softmax with its own PV MMA, which Triton's
-      pipeline does not schedule. On an H200 it is the fastest from S=4096 on (about
-      10% ahead of the persistent form there); below, the persistent form is. It
-      takes no ragged lengths: the tuner drops it there, with the reason.
+      pipeline does not schedule. On an H200 it is the fastest at D=128 from S=2048
+      on (10-15% ahead of the persistent form from S=4096); at S <= 1024 the
+      persistent form is. It takes no ragged lengths: the tuner drops it there,
+      with the reason.
     Before Hopper: the pointer path with Ampere-sized tiles.
     """
     if capability is None:
