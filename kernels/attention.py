@@ -518,7 +518,7 @@ def _flash_launch(q, k, v, out, causal: bool, scale: float, cfg: FlashConfig, he
     if head_group is None:
         head_group = causal_head_group(S, D, q.element_size(), B * H, _l2_bytes(q.device)) if causal else 1
     if cfg.gluon:
-        why = flash_gluon.unsupported(q.shape, str(q.dtype))
+        why = flash_gluon.unsupported(q.shape)
         if why is not None:
             raise ValueError(f"the Gluon kernel does not take {why}")
         return flash_gluon.launch_spec(q, k, v, out, scale * LOG2E, causal, head_group, cfg.num_stages)

@@ -106,17 +106,13 @@ def _consumer(o_desc, q_smem, k_smem, v_smem, q_bar, k_ready, k_empty, v_ready, 
     p = gl.convert_layout(p0.to(v_smem.dtype), p_layout)
     acc = gl.zeros([BM, D], gl.float32, o_layout)
 
-    if CAUSAL:
-        for j in range(1, n_blocks - 1):
-            p, acc, m_i, l_i = _step(j, q, k_smem, v_smem, k_ready, k_empty, v_ready, v_empty, p, acc, m_i, l_i, m0,
-                                     qk_scale, False, STAGES, BM, BN, s_layout, o_layout, p_layout)
-        if n_blocks > 1:  # the diagonal block
-            p, acc, m_i, l_i = _step(n_blocks - 1, q, k_smem, v_smem, k_ready, k_empty, v_ready, v_empty, p, acc,
-                                     m_i, l_i, m0, qk_scale, True, STAGES, BM, BN, s_layout, o_layout, p_layout)
-    else:
-        for j in range(1, n_blocks):
-            p, acc, m_i, l_i = _step(j, q, k_smem, v_smem, k_ready, k_empty, v_ready, v_empty, p, acc, m_i, l_i, m0,
-                                     qk_scale, False, STAGES, BM, BN, s_layout, o_layout, p_layout)
+    # Causal: every block but the last (the diagonal) unmasked.
+    for j in range(1, n_blocks - CAUSAL):
+        p, acc, m_i, l_i = _step(j, q, k_smem, v_smem, k_ready, k_empty, v_ready, v_empty, p, acc, m_i, l_i, m0,
+                                 qk_scale, False, STAGES, BM, BN, s_layout, o_layout, p_layout)
+    if CAUSAL and n_blocks > 1:  # the diagonal block
+        p, acc, m_i, l_i = _step(n_blocks - 1, q, k_smem, v_smem, k_ready, k_empty, v_ready, v_empty, p, acc,
+                                 m_i, l_i, m0, qk_scale, True, STAGES, BM, BN, s_layout, o_layout, p_layout)
 
     last = (n_blocks - 1) % STAGES
     mbarrier.wait(v_ready.index(last), ((n_blocks - 1) // STAGES) & 1)
@@ -198,14 +194,13 @@ def _flash_fwd_gluon_kernel(q_desc, k_desc, v_desc, o_desc, seq_len, qk_scale, n
         mbarrier.invalidate(v_empty.index(i))
 
 
-def unsupported(shape, dtype_name: str) -> str | None:
-    """Why this kernel cannot take [B, H, S, D] inputs of this dtype, or None if it can."""
+def unsupported(shape) -> str | None:
+    """Why this kernel cannot take [B, H, S, D] inputs (fp16 or bf16, as `kernels.attention`
+    checks), or None if it can."""
     if shape[3] not in (64, 128):
         return f"head dim {shape[3]} (it takes 64 or 128)"
     if shape[2] % BLOCK:
         return f"sequence length {shape[2]}, not a multiple of {BLOCK} (its descriptors span all heads)"
-    if dtype_name not in ("torch.float16", "torch.bfloat16"):
-        return f"dtype {dtype_name}"
     return None
 
 

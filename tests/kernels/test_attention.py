@@ -349,16 +349,21 @@ common = dict(HEAD_DIM=128, BLOCK_M=128, BLOCK_N=128, CAUSAL=False, EVEN=True)
 kernels = {"persistent": (ka._flash_fwd_persistent_kernel, common),
            "per-tile": (ka._flash_fwd_kernel, dict(common, USE_TMA=True, WARP_SPEC=True, HOST_DESC=False))}
 out = {}
+
+
+def compile_to(name, source, options):
+    try:
+        out[name] = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options).asm["ttgir"]
+    except BaseException as e:
+        out[name] = {"error": (str(e).strip().splitlines() or [type(e).__name__])[0]}
+
+
 for name, (fn, constexprs) in kernels.items():
     signature = {"Q": "*bf16", "K": "*bf16", "V": "*bf16", "O": "*bf16", "seq_len": "i32", "qk_scale": "fp32",
                  "num_heads": "i32", "head_group": "i32", **{k: "constexpr" for k in constexprs}}
-    source = ASTSource(fn=fn, signature=signature, constexprs=constexprs,
-                       attrs={(i,): [["tt.divisibility", 16]] for i in range(5)})
-    try:
-        out[name] = triton.compile(source, target=GPUTarget("cuda", 90, 32),
-                                   options={"num_warps": 4, "num_stages": 2}).asm["ttgir"]
-    except BaseException as e:
-        out[name] = {"error": (str(e).strip().splitlines() or [type(e).__name__])[0]}
+    compile_to(name, ASTSource(fn=fn, signature=signature, constexprs=constexprs,
+                               attrs={(i,): [["tt.divisibility", 16]] for i in range(5)}),
+               {"num_warps": 4, "num_stages": 2})
 
 
 def desc(rows):
@@ -369,12 +374,8 @@ constexprs = {"CAUSAL": False, "STAGES": 2, "CONSUMER_REGS": fg.CONSUMER_REGS}
 signature = {"q_desc": desc(fg.BLOCK // 2), "k_desc": desc(fg.BLOCK), "v_desc": desc(fg.BLOCK),
              "o_desc": desc(fg.BLOCK // 2), "seq_len": "i32", "qk_scale": "fp32", "num_heads": "i32",
              "head_group": "i32", **{k: "constexpr" for k in constexprs}}
-try:
-    out["gluon"] = triton.compile(GluonASTSource(fn=fg._flash_fwd_gluon_kernel, signature=signature,
-                                                 constexprs=constexprs),
-                                  target=GPUTarget("cuda", 90, 32), options={"num_warps": 4}).asm["ttgir"]
-except BaseException as e:
-    out["gluon"] = {"error": (str(e).strip().splitlines() or [type(e).__name__])[0]}
+compile_to("gluon", GluonASTSource(fn=fg._flash_fwd_gluon_kernel, signature=signature, constexprs=constexprs),
+           {"num_warps": 4})
 print(json.dumps(out))
 """
 
@@ -412,10 +413,15 @@ def _producer_walks_tiles(ttgir: str) -> bool:
     return False
 
 
-def test_persistent_kernel_producer_loads_ahead_across_tiles(flash_ttgir):
-    ttgir = flash_ttgir["persistent"]
+def _compiled(flash_ttgir, name: str) -> str:
+    ttgir = flash_ttgir[name]
     if not isinstance(ttgir, str):
-        pytest.fail(f"the persistent kernel did not compile for sm_90: {ttgir['error']}")
+        pytest.fail(f"the {name} kernel did not compile for sm_90: {ttgir['error']}")
+    return ttgir
+
+
+def test_persistent_kernel_producer_loads_ahead_across_tiles(flash_ttgir):
+    ttgir = _compiled(flash_ttgir, "persistent")
     assert _producer_walks_tiles(ttgir)
     consumers = ttgir.split("partition0(", 1)[1].split("partition1(")
     assert len(consumers) == 2 and all(c.count("ttng.warp_group_dot") >= 2 for c in consumers)
@@ -423,9 +429,7 @@ def test_persistent_kernel_producer_loads_ahead_across_tiles(flash_ttgir):
 
 def test_per_tile_kernel_producer_does_not_walk_tiles(flash_ttgir):
     # The check above can fail: the per-tile warp-specialized kernel's producer has one key loop.
-    ttgir = flash_ttgir["per-tile"]
-    if not isinstance(ttgir, str):
-        pytest.fail(f"the per-tile kernel did not compile for sm_90: {ttgir['error']}")
+    ttgir = _compiled(flash_ttgir, "per-tile")
     assert "ttg.warp_specialize" in ttgir and not _producer_walks_tiles(ttgir)
 
 
@@ -446,13 +450,6 @@ def _softmax_overlaps_an_mma(region: str) -> bool:
         elif pending and "math.exp2" in line:
             return True
     return False
-
-
-def _compiled(flash_ttgir, name: str) -> str:
-    ttgir = flash_ttgir[name]
-    if not isinstance(ttgir, str):
-        pytest.fail(f"the {name} kernel did not compile for sm_90: {ttgir['error']}")
-    return ttgir
 
 
 def test_gluon_kernel_consumers_compute_softmax_under_an_mma(flash_ttgir):
